@@ -1,0 +1,7 @@
+"""``python -m occcodec``."""
+
+import sys
+
+from occcodec.cli import main
+
+sys.exit(main())

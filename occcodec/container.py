@@ -1,0 +1,170 @@
+"""The ``.occ`` container, format version 1 (specified in ``formats/occ-v1.md``).
+
+Layout, all integers little-endian::
+
+    preamble   magic 8 bytes  89 4F 43 43 0D 0A 1A 0A  ("\\x89OCC\\r\\n\\x1a\\n")
+               u16 major (1), u16 minor (0), u32 section count
+    sections   each: 4-byte ASCII tag, u32 flags, u64 payload length, payload
+    trailer    u32 CRC-32 (zlib / ISO-HDLC) of every byte before it
+
+Version 1 defines two sections, in this order: ``HEAD`` (a msgpack map, see
+:mod:`occcodec.header`) and ``WGTS`` (the quantized weights as one zstd frame). Flag bit 0
+marks a section *required*: a reader that does not know a required section's tag must
+refuse the file; unknown optional sections are skipped. New sections (a coded residual for
+lossless mode, a coarse level of a hierarchy) can thus be added in a minor version without
+breaking old readers, and old files stay valid.
+
+This module imports neither TensorFlow nor trimesh.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass, field
+
+import msgpack
+import zstandard
+
+from occcodec.errors import FormatError, VersionError
+
+MAGIC = b"\x89OCC\r\n\x1a\n"
+MAJOR = 1
+MINOR = 0
+PREAMBLE = struct.Struct("<8sHHI")
+SECTION = struct.Struct("<4sIQ")
+TRAILER = struct.Struct("<I")
+FLAG_REQUIRED = 1
+TAG_HEAD = b"HEAD"
+TAG_WEIGHTS = b"WGTS"
+KNOWN_TAGS = frozenset({TAG_HEAD, TAG_WEIGHTS})
+ZSTD_LEVEL = 19
+#: A header or weights section larger than this is refused before decompression.
+MAX_SECTION = 1 << 30
+
+
+@dataclass
+class OccFile:
+    """A parsed container: the header map, the raw (decompressed) weights, section sizes."""
+
+    header: dict[str, object]
+    weights: bytes
+    version: tuple[int, int] = (MAJOR, MINOR)
+    sections: dict[str, int] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    total_bytes: int = 0
+
+
+def pack(header: dict[str, object], weights: bytes) -> bytes:
+    """Build a version-1 file from a header map and raw weight bytes.
+
+    Deterministic: the same arguments always give the same bytes (msgpack keeps the map's
+    insertion order; zstd at a fixed level, no checksum or size flags that vary).
+    """
+    head = msgpack.packb(header, use_bin_type=True)
+    cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=False,
+                                    write_content_size=True)
+    wgts = cctx.compress(weights)
+    body = [PREAMBLE.pack(MAGIC, MAJOR, MINOR, 2)]
+    for tag, payload in ((TAG_HEAD, head), (TAG_WEIGHTS, wgts)):
+        body += [SECTION.pack(tag, FLAG_REQUIRED, len(payload)), payload]
+    data = b"".join(body)
+    return data + TRAILER.pack(zlib.crc32(data) & 0xFFFFFFFF)
+
+
+def _sections(data: bytes, count: int) -> list[tuple[bytes, int, bytes]]:
+    pos, end, out = PREAMBLE.size, len(data) - TRAILER.size, []
+    for index in range(count):
+        if pos + SECTION.size > end:
+            raise FormatError(f"file is truncated (section {index + 1} of {count} is cut off)")
+        tag, flags, length = SECTION.unpack_from(data, pos)
+        pos += SECTION.size
+        if length > end - pos:
+            raise FormatError(f"file is truncated (section {tag!r} needs {length} bytes)")
+        out.append((tag, flags, data[pos : pos + length]))
+        pos += length
+    if pos != end:
+        raise FormatError(f"file has {end - pos} unexpected bytes after its last section")
+    return out
+
+
+def unpack(data: bytes) -> OccFile:
+    """Parse and verify a container.
+
+    Raises
+    ------
+    FormatError
+        Not an .occ file, truncated, checksum mismatch, malformed header or weights.
+    VersionError
+        Written by a newer major version of the format.
+    """
+    if not data.startswith(MAGIC) and not MAGIC.startswith(data):
+        raise FormatError("not an .occ file (wrong magic bytes)")
+    if len(data) < PREAMBLE.size:
+        raise FormatError("file is truncated (shorter than the .occ preamble)")
+    _, major, minor, count = PREAMBLE.unpack_from(data, 0)
+    if major > MAJOR:
+        raise VersionError(
+            f"file uses .occ format {major}.{minor}, newer than this occcodec reads "
+            f"({MAJOR}.x): upgrade occcodec"
+        )
+    if major < 1:
+        raise FormatError(f"file has invalid format version {major}.{minor}")
+    if len(data) < PREAMBLE.size + TRAILER.size:
+        raise FormatError("file is truncated (no checksum)")
+    (stored,) = TRAILER.unpack_from(data, len(data) - TRAILER.size)
+    if zlib.crc32(data[: -TRAILER.size]) & 0xFFFFFFFF != stored:
+        raise FormatError("checksum mismatch: the file is corrupt or truncated")
+    result = OccFile({}, b"", (major, minor), total_bytes=len(data))
+    result.sections["preamble"] = PREAMBLE.size
+    result.sections["trailer"] = TRAILER.size
+    head = wgts = None
+    for tag, flags, payload in _sections(data, count):
+        name = tag.decode("ascii", "replace")
+        if tag not in KNOWN_TAGS:
+            if flags & FLAG_REQUIRED:
+                raise VersionError(
+                    f"file needs section {name!r} that this occcodec does not know: upgrade"
+                )
+            result.skipped.append(name)
+            continue
+        if name in result.sections:
+            raise FormatError(f"file has more than one {name} section")
+        result.sections[name] = SECTION.size + len(payload)
+        if tag == TAG_HEAD:
+            head = payload
+        else:
+            wgts = payload
+    if head is None or wgts is None:
+        raise FormatError("file lacks its HEAD or WGTS section")
+    result.header = _read_header(head)
+    result.weights = _read_weights(wgts)
+    return result
+
+
+def _read_header(payload: bytes) -> dict[str, object]:
+    try:
+        header = msgpack.unpackb(payload, raw=False, strict_map_key=True)
+    except Exception as exc:  # msgpack raises several unrelated types
+        raise FormatError(f"header is not valid msgpack ({exc})") from None
+    if not isinstance(header, dict):
+        raise FormatError("header is not a msgpack map")
+    return header
+
+
+def _read_weights(payload: bytes) -> bytes:
+    try:
+        params = zstandard.get_frame_parameters(payload)
+        if params.content_size > MAX_SECTION:  # also refuses a frame without a content size
+            raise FormatError("weights section declares an implausible size")
+        # A decompression object, not decompress(): the latter silently ignores bytes after
+        # the frame, which the format forbids (exactly one frame fills the section).
+        dobj = zstandard.ZstdDecompressor().decompressobj()
+        raw = dobj.decompress(payload)
+    except zstandard.ZstdError as exc:
+        raise FormatError(f"weights are not a valid zstd frame ({exc})") from None
+    if not dobj.eof or len(raw) != params.content_size:
+        raise FormatError("weights zstd frame is truncated")
+    if dobj.unused_data:
+        raise FormatError("weights section has bytes after its zstd frame")
+    return raw

@@ -1,0 +1,221 @@
+"""Shape inputs: a mesh file or a voxel file in, a :class:`Shape` (occupancy grid + frame) out.
+
+Meshes are read with trimesh (imported on first use, so importing this module stays cheap)
+and voxelized by :mod:`occcodec.voxelize`; voxel files are read by :mod:`occcodec.gridio`
+and used as given. Every way an input can be unusable ends in an :class:`InputError` whose
+one-line message says what to do.
+
+World frames (the container stores ``center`` and ``scale``): with ``m`` the largest grid
+dimension, voxel ``i`` along an axis of ``n`` voxels has the normalized coordinate
+``p = (i - (n - 1) / 2) / (m / 2)`` and the world coordinate ``center + scale * p``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from occcodec.errors import InputError, UsageError
+from occcodec.gridio import MAX_DIM, MIN_DIM, VOXEL_EXTENSIONS, check_input_file, read_voxels
+from occcodec.voxelize import FILL_MODES, voxelize
+
+if TYPE_CHECKING:
+    import trimesh
+
+__all__ = [
+    "MESH_EXTENSIONS",
+    "VOXEL_EXTENSIONS",
+    "SUPPORTED_EXTENSIONS",
+    "Shape",
+    "load_mesh",
+    "load_shape",
+    "sha256_file",
+]
+
+MESH_EXTENSIONS = frozenset({".obj", ".stl", ".ply", ".off", ".glb", ".gltf"})
+SUPPORTED_EXTENSIONS = MESH_EXTENSIONS | VOXEL_EXTENSIONS
+
+FillUsed = Literal["solid", "shell", "given"]
+SourceKind = Literal["mesh", "voxels"]
+
+
+@dataclass
+class Shape:
+    """An occupancy grid with the frame that places it in world coordinates.
+
+    Attributes
+    ----------
+    occupancy
+        (nx, ny, nz) bool grid, index order x, y, z.
+    center, scale
+        ``world = center + scale * p`` for the normalized coordinate ``p`` of a voxel centre.
+    fill
+        ``"solid"`` or ``"shell"`` for meshes, ``"given"`` for voxel inputs.
+    source_kind
+        ``"mesh"`` or ``"voxels"``.
+    mesh
+        The loaded mesh (world coordinates) for mesh inputs, else ``None``.
+    fill_note
+        One line saying which fill was used and why.
+    """
+
+    occupancy: np.ndarray
+    center: tuple[float, float, float]
+    scale: float
+    fill: FillUsed
+    source_kind: SourceKind
+    mesh: "trimesh.Trimesh | None" = None
+    fill_note: str = ""
+
+    def index_to_normalized(self, index: np.ndarray) -> np.ndarray:
+        """Normalized coordinates (in (-1, 1)) of voxel centres given as (..., 3) indices."""
+        dims = np.asarray(self.occupancy.shape, dtype=np.float64)
+        half = dims.max() / 2.0
+        return (np.asarray(index, dtype=np.float64) - (dims - 1.0) / 2.0) / half
+
+    def index_to_world(self, index: np.ndarray) -> np.ndarray:
+        """World coordinates of voxel centres given as (..., 3) indices."""
+        return np.asarray(self.center) + self.scale * self.index_to_normalized(index)
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _extension(path: Path) -> str:
+    ext = path.suffix.lower()
+    if ext not in SUPPORTED_EXTENSIONS:
+        shown = ext or "(none)"
+        raise InputError(
+            f"input {str(path)!r} has unsupported extension {shown}: use one of"
+            f" {', '.join(sorted(SUPPORTED_EXTENSIONS))}"
+        )
+    return ext
+
+
+def load_mesh(path: str | os.PathLike[str]) -> "trimesh.Trimesh":
+    """Load a mesh file as one triangle mesh in world coordinates.
+
+    Scenes (glTF/GLB with several nodes) are flattened: every mesh instance is moved by its
+    scene-graph transform and all are concatenated. Vertices are merged by position, so
+    watertightness is judged on geometry alone (not on texture seams); degenerate or
+    duplicate faces and non-manifold edges are kept.
+
+    Raises
+    ------
+    InputError
+        If the path is missing, a directory, unreadable or empty; the extension is not a
+        mesh format; the file does not parse; it holds no triangles (e.g. a point cloud);
+        or a vertex coordinate is NaN or infinite.
+    """
+    p = check_input_file(path)
+    ext = _extension(p)
+    if ext not in MESH_EXTENSIONS:
+        raise InputError(
+            f"input {str(p)!r} is a voxel file, not a mesh: use one of"
+            f" {', '.join(sorted(MESH_EXTENSIONS))}"
+        )
+    import trimesh
+
+    where = f"input {str(p)!r}"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # process=False: we merge vertices ourselves once, without visuals.
+            scene = trimesh.load_scene(str(p), file_type=ext[1:], process=False)
+            parts = scene.dump()
+    except InputError:
+        raise
+    except Exception as exc:  # trimesh's loaders raise anything from ValueError to KeyError
+        first_line = str(exc).splitlines()[0][:100] if str(exc) else ""
+        detail = f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__
+        raise InputError(
+            f"{where} cannot be read as a {ext} mesh ({detail}): check the file is a valid {ext}"
+        ) from exc
+
+    meshes = [g for g in parts if isinstance(g, trimesh.Trimesh) and len(g.faces) > 0]
+    if not meshes:
+        if any(isinstance(g, trimesh.PointCloud) for g in parts):
+            raise InputError(f"{where} is a point cloud (no triangles): give a surface mesh")
+        raise InputError(
+            f"{where} holds no triangles (is it really a {ext} mesh?): give a surface mesh"
+        )
+    vertices, faces = _concatenate(meshes)
+    if not np.isfinite(vertices).all():
+        raise InputError(f"{where} has NaN or infinite vertex coordinates: repair the mesh")
+    if faces.min() < 0 or faces.max() >= len(vertices):
+        raise InputError(f"{where} has faces that index missing vertices: repair the mesh")
+    return trimesh.Trimesh(vertices=vertices, faces=faces, process=True, validate=False)
+
+
+def _concatenate(meshes: list["trimesh.Trimesh"]) -> tuple[np.ndarray, np.ndarray]:
+    """Stack vertices and offset faces; plain arrays, no visuals to reconcile."""
+    vertices, faces, offset = [], [], 0
+    for m in meshes:
+        vertices.append(np.asarray(m.vertices, dtype=np.float64))
+        faces.append(np.asarray(m.faces, dtype=np.int64) + offset)
+        offset += len(m.vertices)
+    return np.concatenate(vertices), np.concatenate(faces)
+
+
+def load_shape(path: str | os.PathLike[str], resolution: int = 128, fill: str = "auto") -> Shape:
+    """Load a mesh or voxel file as a :class:`Shape`.
+
+    Meshes are voxelized on a ``resolution^3`` grid with ``fill`` (``auto``, ``solid`` or
+    ``shell``). Voxel files (``.npz``, ``.binvox``) are used as given and ignore
+    ``resolution`` and ``fill``; their frame is voxel index space (voxel ``i`` spans
+    ``[i, i + 1]``): ``center = (nx/2, ny/2, nz/2)``, ``scale = max(nx, ny, nz) / 2``.
+
+    Raises
+    ------
+    UsageError
+        If ``resolution`` is outside ``MIN_DIM..MAX_DIM`` or ``fill`` is unknown (checked
+        for every input, so a typo is caught even where the value would be ignored).
+    InputError
+        As :func:`load_mesh`, :func:`occcodec.gridio.read_voxels` and
+        :func:`occcodec.voxelize.voxelize`.
+    """
+    if not isinstance(resolution, (int, np.integer)) or isinstance(resolution, bool):
+        raise UsageError(f"resolution {resolution!r} is not an integer")
+    if not MIN_DIM <= resolution <= MAX_DIM:
+        raise UsageError(f"resolution {resolution} is outside {MIN_DIM}..{MAX_DIM}")
+    if fill not in FILL_MODES:
+        raise UsageError(f"fill {fill!r} is not one of {', '.join(FILL_MODES)}")
+    p = check_input_file(path)
+    if _extension(p) in VOXEL_EXTENSIONS:
+        grid = read_voxels(p)
+        nx, ny, nz = grid.shape
+        return Shape(
+            occupancy=grid,
+            center=(nx / 2.0, ny / 2.0, nz / 2.0),
+            scale=max(grid.shape) / 2.0,
+            fill="given",
+            source_kind="voxels",
+            mesh=None,
+            fill_note="voxel input used as given",
+        )
+    mesh = load_mesh(p)
+    try:
+        grid, center, scale, fill_used, note = voxelize(mesh, int(resolution), fill)
+    except InputError as exc:
+        raise InputError(f"input {str(p)!r}: {exc}") from exc
+    return Shape(
+        occupancy=grid,
+        center=center,
+        scale=scale,
+        fill=fill_used,  # type: ignore[arg-type]
+        source_kind="mesh",
+        mesh=mesh,
+        fill_note=note,
+    )

@@ -1,0 +1,63 @@
+"""Progress reporting: the encoder calls a :class:`Progress`; the CLI shows it with rich."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress as RichBar, TextColumn, TimeElapsedColumn
+
+
+class Progress:
+    """Silent base: every hook is optional."""
+
+    def stage(self, name: str, total: int | None = None) -> None:
+        """A new stage starts (voxelize, sample, search, train, quantize, write)."""
+
+    def advance(self, text: str = "") -> None:
+        """One unit of the current stage is done (a candidate, an epoch)."""
+
+    def note(self, text: str) -> None:
+        """A line worth keeping in the log (the fill mode picked, the device)."""
+
+    def close(self) -> None:
+        """Stop any live display."""
+
+
+class RichProgress(Progress):
+    """A live bar on stderr: stage, k of n, and the last candidate's or epoch's figures."""
+
+    def __init__(self, console: Console | None = None, quiet: bool = False) -> None:
+        self.console = console or Console(stderr=True)
+        self.quiet = quiet
+        self.bar = RichBar(TextColumn("[bold]{task.description:<10}"), BarColumn(),
+                           TextColumn("{task.completed}/{task.total}"),
+                           TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+                           console=self.console, transient=True, disable=quiet)
+        self.task: Any = None
+        # A live bar only on a terminal; logs and pipes get the notes alone.
+        self.live = not quiet and self.console.is_terminal
+        self.started = False
+
+    def stage(self, name: str, total: int | None = None) -> None:
+        if not self.live:
+            return
+        if not self.started:
+            self.bar.start()
+            self.started = True
+        if self.task is not None:
+            self.bar.remove_task(self.task)
+        self.task = self.bar.add_task(name, total=total or 1, info="")
+
+    def advance(self, text: str = "") -> None:
+        if self.task is not None:
+            self.bar.update(self.task, advance=1, info=text)
+
+    def note(self, text: str) -> None:
+        if not self.quiet:
+            self.console.print(text, highlight=False)
+
+    def close(self) -> None:
+        if self.started:
+            self.bar.stop()
+            self.started = False

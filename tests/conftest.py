@@ -1,0 +1,54 @@
+"""Shared fixtures: tiny shapes made on the fly, and the third-party meshes when present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED_MESHES = Path(__file__).resolve().parents[2] / "shared" / "meshes"
+
+try:  # property tests: a small default profile, a heavier one on request
+    from hypothesis import settings
+
+    settings.register_profile("default", max_examples=40, deadline=None)
+    settings.register_profile("slow", max_examples=1000, deadline=None)
+    settings.load_profile(os.environ.get("OCC_HYPOTHESIS_PROFILE", "default"))
+except ImportError:  # pragma: no cover
+    pass
+
+
+@pytest.fixture(scope="session")
+def shared_meshes() -> Path:
+    """The project's third-party test meshes (not committed); skip when absent."""
+    if not SHARED_MESHES.is_dir():
+        pytest.skip("../shared/meshes is not present")
+    return SHARED_MESHES
+
+
+@pytest.fixture(scope="session")
+def box_mesh_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A closed mesh: a box with a through-hole, as an STL."""
+    import trimesh
+
+    d = tmp_path_factory.mktemp("meshes")
+    box = trimesh.creation.box(extents=(2.0, 1.2, 0.8))
+    box.apply_translation((10.0, -3.0, 5.0))  # off-origin: tests the stored transform
+    path = d / "box.stl"
+    box.export(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def sphere_npz_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 20x18x24 voxel grid (non-cubic) holding an ellipsoid."""
+    d = tmp_path_factory.mktemp("voxels")
+    idx = np.indices((20, 18, 24)).astype(float)
+    c = np.array([9.5, 8.5, 11.5])[:, None, None, None]
+    r = np.array([7.0, 6.0, 9.0])[:, None, None, None]
+    grid = (((idx - c) / r) ** 2).sum(axis=0) <= 1.0
+    path = d / "ellipsoid.npz"
+    np.savez_compressed(path, occupancy=grid)
+    return path
