@@ -16,8 +16,8 @@ from occcodec.arch import Arch
 
 Weights = list[tuple[np.ndarray, np.ndarray]]
 
-#: Points evaluated per chunk: bounds memory to a few tens of MB whatever the grid size.
-CHUNK_POINTS = 1 << 17
+#: Points evaluated per chunk (at least one x-slice): small enough to stay in cache.
+CHUNK_POINTS = 1 << 14
 
 
 def grid_coords(shape: Sequence[int], axis: int) -> np.ndarray:
@@ -48,7 +48,8 @@ def _activate(x: np.ndarray, name: str) -> np.ndarray:
     if name == "elu":
         return np.where(x > 0, x, np.expm1(np.minimum(x, 0.0)))
     if name == "swish":
-        return x / (1.0 + np.exp(-x))
+        with np.errstate(over="ignore"):  # exp(-x) = inf for x << 0 gives the right limit, 0
+            return x / (1.0 + np.exp(-x))
     raise ValueError(f"unknown activation {name!r}")
 
 
@@ -74,12 +75,47 @@ def iter_grid_points(shape: Sequence[int]) -> Iterator[tuple[slice, np.ndarray]]
         yield sl, np.concatenate([x[:, None], np.tile(yz, (len(x) // plane, 1))], axis=1)
 
 
+def _axis_terms(arch: Arch, kernel: np.ndarray, shape: Sequence[int]) -> list[np.ndarray]:
+    """First-layer contributions of each axis alone: (n_a, units) per axis.
+
+    Every input feature (a coordinate, or a sine or cosine of one coordinate) depends on a
+    single axis, so on a grid the first layer's pre-activation is a sum of three per-axis
+    tables: ``A[i] + B[j] + C[k] + bias``. This skips the encoding and the widest matmul for
+    all but n_x + n_y + n_z points; only the summation order differs from :func:`logits`.
+    """
+    feats_per_axis = 1 + 2 * arch.pe_levels
+    terms = []
+    for axis in range(3):
+        c = grid_coords(shape, axis)[:, None]
+        rows = [axis]  # feature rows of this axis in the encoded input (see positional_encoding)
+        feats = [c]
+        for k in range(arch.pe_levels):
+            arg = c * np.float32(np.pi * 2.0**k)
+            rows += [3 + 6 * k + axis, 3 + 6 * k + 3 + axis]
+            feats += [np.sin(arg), np.cos(arg)]
+        f = np.concatenate(feats, axis=1).astype(np.float32)
+        assert f.shape[1] == feats_per_axis
+        terms.append(f @ kernel[rows])
+    return terms
+
+
 def logit_grid(arch: Arch, weights: Weights, shape: Sequence[int]) -> np.ndarray:
-    """Logits at every voxel centre of a grid of ``shape``, float32, evaluated in chunks."""
+    """Logits at every voxel centre of a grid of ``shape``, float32, in bounded-memory slabs."""
     shape = tuple(int(s) for s in shape)
     out = np.empty(shape, dtype=np.float32)
-    for sl, pts in iter_grid_points(shape):
-        out[sl] = logits(arch, weights, pts).reshape(-1, shape[1], shape[2])
+    kernel0, bias0 = weights[0]
+    tx, ty, tz = _axis_terms(arch, kernel0, shape)
+    yz = (ty[:, None, :] + tz[None, :, :] + bias0).reshape(-1, kernel0.shape[1])
+    plane = shape[1] * shape[2]
+    step = max(1, CHUNK_POINTS // plane)
+    for start in range(0, shape[0], step):
+        xs = tx[start : start + step]
+        h = (xs[:, None, :] + yz[None, :, :]).reshape(-1, kernel0.shape[1])
+        h = _activate(h, arch.layers[0].activation)
+        for layer, (kernel, bias) in zip(arch.layers[1:], weights[1:-1], strict=True):
+            h = _activate(h @ kernel + bias, layer.activation)
+        kernel, bias = weights[-1]
+        out[start : start + len(xs)] = (h @ kernel + bias).reshape(-1, shape[1], shape[2])
     return out
 
 
