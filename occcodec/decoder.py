@@ -93,10 +93,16 @@ def mesh_arrays(coded: Coded, resolution: int | None = None) -> tuple[np.ndarray
 
     shape = decode_shape(coded, resolution)
     z = network.logit_grid(coded.header.arch, coded.weights, shape)
-    prob = 1.0 / (1.0 + np.exp(-z.astype(np.float64)))
-    if not (prob > 0.5).any():
+    if not (z > 0).any():
         return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
-    padded = np.pad(prob, 1, constant_values=0.0)
+    # float32 and in place: at 1024^3 a float64 copy alone would be 8 GB
+    padded = np.pad(z, 1, constant_values=-np.inf)
+    del z
+    with np.errstate(over="ignore"):
+        np.negative(padded, out=padded)
+        np.exp(padded, out=padded)
+        padded += 1.0
+        np.reciprocal(padded, out=padded)
     # "ascent": the inside is where P is high; scikit-image's default ("descent") winds the
     # faces the other way, which gave inside-out meshes (negative volume, inward normals).
     verts, faces, _, _ = measure.marching_cubes(padded, level=0.5, gradient_direction="ascent")

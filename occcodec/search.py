@@ -14,11 +14,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import tensorflow as tf
 
 from occcodec.arch import ACTIVATIONS, LARGEST_PARAMS, MAX_HIDDEN, NI_PARAMS, WIDTHS, Arch, Layer
 from occcodec.network import Weights
-from occcodec.train import init_weights, train
+from occcodec.train import init_weights, tf, train  # tf through train: quiet start-up
 
 LAYER_TOKENS: tuple[Layer, ...] = tuple(Layer(w, a) for w in WIDTHS for a in ACTIVATIONS)
 

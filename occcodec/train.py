@@ -2,14 +2,16 @@
 
 Only the encoder imports this module (decoding never needs TensorFlow). Weights are
 initialised in numpy from the run's seed, batches are shuffled by numpy from the same seed,
-and the step function is compiled with XLA, so one machine with one thread count gives the
+and each epoch runs as one TensorFlow graph call, so one machine with one thread count gives the
 same weights on every run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,10 +19,33 @@ import numpy as np
 from occcodec.arch import Arch
 from occcodec.network import Weights
 
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Hide what TensorFlow's C++ runtime prints to fd 2 while it starts (CPU feature notes,
+    "could not find cuda drivers"): absl logs those before TF_CPP_MIN_LOG_LEVEL applies.
+    Python exceptions are unaffected; OCCCODEC_TF_LOGS=1 shows everything."""
+    if os.environ.get("OCCCODEC_TF_LOGS") == "1":
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-import tensorflow as tf  # noqa: E402
+with _native_stderr_silenced():
+    import tensorflow as tf  # noqa: E402
 
 _CONFIGURED: dict[str, int] = {}
+#: Compile training steps with XLA (see Trainer.__init__ for the measurement behind False).
+JIT = os.environ.get("OCCCODEC_XLA") == "1"
 
 
 def configure(threads: int) -> str:
@@ -33,8 +58,10 @@ def configure(threads: int) -> str:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
         _CONFIGURED["threads"] = threads
-    gpus = tf.config.list_physical_devices("GPU")
-    return "GPU:0" if gpus else "CPU"
+    with _native_stderr_silenced():
+        gpus = tf.config.list_physical_devices("GPU")
+        tf.constant(0.0).numpy()  # start the runtime now, while its log lines are hidden
+    return f"GPU:0 ({gpus[0].name})" if gpus else "CPU"
 
 
 def init_weights(arch: Arch, rng: np.random.Generator) -> Weights:
@@ -91,8 +118,11 @@ class Trainer:
         self.v = [tf.Variable(tf.zeros_like(v)) for v in flat]
         self.t = tf.Variable(0.0)
         self.lr = tf.Variable(lr, dtype=tf.float32)
-        self._epoch = tf.function(self._epoch_impl, jit_compile=True, reduce_retracing=True)
-        self._predict = tf.function(self._logits, jit_compile=True, reduce_retracing=True)
+        # One graph call per epoch (a while loop over the batches). XLA (jit_compile=True)
+        # was measured here at 3-5 s of compilation per network and no faster per epoch for
+        # these tiny MLPs on 2 cores, and a search compiles a dozen networks: so no XLA.
+        self._epoch = tf.function(self._epoch_impl, jit_compile=JIT, reduce_retracing=True)
+        self._predict = tf.function(self._logits, jit_compile=JIT, reduce_retracing=True)
 
     def _logits(self, x: tf.Tensor) -> tf.Tensor:
         h = _tf_encode(x, self.arch.pe_levels)
