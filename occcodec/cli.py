@@ -17,6 +17,14 @@ from typing import Any, NoReturn
 from occcodec import __version__
 from occcodec.errors import OccError, UsageError
 
+# The subcommands' modules import their heavy dependencies (TensorFlow, trimesh, matplotlib)
+# inside their functions, so importing them here keeps `occcodec --help` and decoding light.
+from occcodec.batch import add_batch_parser, add_decode_dir_options, cmd_batch  # noqa: E402
+from occcodec.batch import cmd_decode_directory  # noqa: E402
+from occcodec.bench import add_bench_parser, cmd_bench  # noqa: E402
+from occcodec.evaluate import add_eval_parser, cmd_eval  # noqa: E402
+from occcodec.render_cli import add_render_parser, cmd_render  # noqa: E402
+
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70
 
@@ -80,19 +88,24 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     add_encode_options(enc)
 
-    dec = sub.add_parser("decode", help="rebuild a mesh or voxels from a .occ file")
-    dec.add_argument("input", help=".occ file")
+    dec = sub.add_parser("decode", help="rebuild a mesh or voxels from a .occ file (or a tree)")
+    dec.add_argument("input", help=".occ file, or a directory of them")
     dec.add_argument("-o", "--output", required=True,
                      help="output; the extension picks it: .ply .obj .stl .off .glb (mesh), "
-                          ".npz .binvox (voxels)")
+                          ".npz .binvox (voxels); for a directory input, an output directory")
     dec.add_argument("--resolution", type=_int_in(16, 1024, "resolution"), metavar="R",
                      help="decode at another resolution (longest axis); default: as encoded")
     dec.add_argument("--force", action="store_true", help="overwrite an existing output")
     dec.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_decode_dir_options(dec)
 
     info = sub.add_parser("info", help="show a .occ file's header, network, sizes and metrics")
     info.add_argument("input", help=".occ file")
     info.add_argument("--json", action="store_true", help="print as JSON")
+    add_batch_parser(sub)
+    add_eval_parser(sub)
+    add_bench_parser(sub)
+    add_render_parser(sub)
     return parser
 
 
@@ -134,6 +147,11 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
     from occcodec import decoder
 
+    if Path(args.input).is_dir():
+        return cmd_decode_directory(args)
+    if args.format:
+        raise UsageError("--format is for a directory input; for one file the output's "
+                         "extension picks the format")
     t0 = time.perf_counter()
     coded = decoder.read(args.input)
     counts = decoder.write_output(coded, args.output, args.resolution, args.force)
@@ -201,6 +219,10 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "encode": cmd_encode,
     "decode": cmd_decode,
     "info": cmd_info,
+    "batch": cmd_batch,
+    "eval": cmd_eval,
+    "bench": cmd_bench,
+    "render": cmd_render,
 }
 
 

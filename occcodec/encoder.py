@@ -43,7 +43,7 @@ PRESETS: dict[str, Preset] = {
     # Previews and tests: a tiny search, a short final fit.
     "fast": Preset(1, 3, 2, 8, (0, 4), 1e-2, 1e-2, 0.5, None, 2.6, 10.0, 3e-4),
     # Tuned for fidelity and size within about a minute per shape on 2 CPU cores.
-    "default": Preset(3, 4, 4, 40, (0, 2, 4, 6), 1e-2, 1e-2, 0.5, None, 2.6, 10.0, 3e-4),
+    "default": Preset(3, 4, 4, 40, (0, 2, 4, 6), 1e-2, 1e-2, 0.5, None, 2.6, 25.0, 3e-4),
     # The published budget and search space (METHOD.md section 3), unchanged.
     "paper": Preset(5, 6, 40, 250, (), 1e-3, 1e-3, 1.0, None),
 }

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from occcodec.arch import Arch
+from occcodec.errors import UsageError
 from occcodec.network import Weights
 
 
@@ -58,6 +59,10 @@ def configure(threads: int) -> str:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
         _CONFIGURED["threads"] = threads
+    elif _CONFIGURED["threads"] != threads:
+        # TensorFlow fixes its pools at start-up; a file must not claim a count it did not use
+        raise UsageError(f"this process already trains with {_CONFIGURED['threads']} "
+                         f"thread(s); encode with --threads {threads} in a new process")
     with _native_stderr_silenced():
         gpus = tf.config.list_physical_devices("GPU")
         tf.constant(0.0).numpy()  # start the runtime now, while its log lines are hidden
@@ -95,7 +100,7 @@ def _tf_act(x: tf.Tensor, name: str) -> tf.Tensor:
 def batch_size(n_samples: int, largest: int = 16384) -> int:
     """The paper's batch of 16384 at 128^3 (about 64 steps a pass); smaller grids get
     proportionally smaller batches so that an epoch is still about 64 Adam steps."""
-    return int(min(largest, max(256, n_samples // 64), max(1, n_samples)))
+    return int(min(largest, max(32, n_samples // 64), max(1, n_samples)))
 
 
 @dataclass
