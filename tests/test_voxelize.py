@@ -253,14 +253,11 @@ def test_shared_meshes(name: str, fill: str) -> None:
     assert grid.any() and not grid[[0, -1]].any() if fill == "solid" else grid.any()
 
 
-def test_engine_speed_at_128() -> None:
+def test_engine_assembly_at_128() -> None:
+    """121k faces in 1410 parts voxelize solid (speed: see the README, not asserted)."""
     path = SHARED_MESHES / "2CylinderEngine.glb"
     if not path.exists():
         pytest.skip(f"{path} not present")
-    import time
-
     mesh = trimesh.load_scene(path).to_mesh()
-    start = time.perf_counter()
     grid, *_ , fill, _ = voxelize(mesh, 128)
-    assert time.perf_counter() - start < 10.0  # ~0.5 s on 2 cores; generous for CI noise
     assert fill == "solid" and grid.sum() > 50_000
