@@ -328,15 +328,9 @@ def add_batch_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _positive(what: str) -> Any:
-    def conv(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{what} must be an integer, got {text!r}") from None
-        if not 1 <= value <= 1024:
-            raise argparse.ArgumentTypeError(f"{what} {value} is outside 1..1024")
-        return value
-    return conv
+    from occcodec.cli import int_in  # not at import: cli imports this module
+
+    return int_in(1, 1024, what)
 
 
 def prepare_dirs(in_dir: str, out_dir: str) -> tuple[Path, Path]:

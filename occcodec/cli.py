@@ -36,7 +36,7 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
-def _int_in(lo: int, hi: int, what: str) -> Callable[[str], int]:
+def int_in(lo: int, hi: int, what: str) -> Callable[[str], int]:
     def conv(text: str) -> int:
         try:
             value = int(text)
@@ -56,19 +56,19 @@ def add_encode_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("encoding")
     g.add_argument("--preset", choices=list(PRESETS), default="default",
                    help="search budget: fast (previews), default, paper (the published budget)")
-    g.add_argument("--resolution", type=_int_in(16, 512, "resolution"), default=128,
+    g.add_argument("--resolution", type=int_in(16, 512, "resolution"), default=128,
                    metavar="R", help="voxel grid size for meshes, 16..512 (default 128)")
     g.add_argument("--fill", choices=["auto", "solid", "shell"], default="auto",
                    help="solid fills closed surfaces; shell keeps surface voxels (default auto)")
     g.add_argument("--quant", choices=list(SCHEMES), default="fp16",
                    help="weight precision (default fp16)")
-    g.add_argument("--seed", type=_int_in(0, 2**32 - 1, "seed"), default=0,
+    g.add_argument("--seed", type=int_in(0, 2**32 - 1, "seed"), default=0,
                    help="random seed; same input + seed + threads = same file (default 0)")
-    g.add_argument("--threads", type=_int_in(1, 1024, "threads"), default=0, metavar="N",
+    g.add_argument("--threads", type=int_in(1, 1024, "threads"), default=0, metavar="N",
                    help="TensorFlow CPU threads; results depend on it (default: one per core)")
     g.add_argument("--arch", metavar="SPEC",
                    help='skip the search and train this network, e.g. "pe4,24:swish,24:swish"')
-    g.add_argument("--max-params", type=_int_in(20, 10**7, "max-params"), metavar="N",
+    g.add_argument("--max-params", type=int_in(20, 10**7, "max-params"), metavar="N",
                    help="cap the searched networks' parameter count")
 
 
@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument("-o", "--output", required=True,
                      help="output; the extension picks it: .ply .obj .stl .off .glb (mesh), "
                           ".npz .binvox (voxels); for a directory input, an output directory")
-    dec.add_argument("--resolution", type=_int_in(16, 1024, "resolution"), metavar="R",
+    dec.add_argument("--resolution", type=int_in(16, 1024, "resolution"), metavar="R",
                      help="decode at another resolution (longest axis); default: as encoded")
     dec.add_argument("--force", action="store_true", help="overwrite an existing output")
     dec.add_argument("--json", action="store_true", help="print the result as JSON")

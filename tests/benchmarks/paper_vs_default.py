@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("meshes", nargs="+")
     ap.add_argument("--resolution", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=0, help="TensorFlow threads (default: all)")
     ap.add_argument("--out", help="also write the table to this Markdown file")
     args = ap.parse_args(argv)
     rows = ["| shape | preset | arch | params | IoU % | .occ bytes | encode s | load avg |",
@@ -32,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     for mesh in args.meshes:
         for preset in ("default", "paper"):
             t0 = time.perf_counter()
-            res = encode(mesh, EncodeOptions(preset=preset, resolution=args.resolution))
+            res = encode(mesh, EncodeOptions(preset=preset, resolution=args.resolution,
+                                             threads=args.threads))
             secs = time.perf_counter() - t0
             times[(mesh, preset)] = secs
             m = res.header["metrics"]
