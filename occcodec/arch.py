@@ -1,6 +1,7 @@
 """Architectures: the search space, their string form, and their parameter counts.
 
-An architecture is an optional input encoding followed by 1..6 hidden dense layers and one
+An architecture is an optional input encoding followed by hidden dense layers (1..6 in the
+search, up to 16 through ``--arch``) and one
 sigmoid output unit. It is written as a comma-separated string, e.g. ``"32:elu,48:relu"`` or
 ``"pe4,24:swish,24:swish"`` (``peL`` = positional encoding with L frequency levels). The
 container stores the same information by string ids (see ``formats/occ-v1.md``), never by
@@ -18,6 +19,8 @@ WIDTHS: tuple[int, ...] = (8, 12, 16, 20, 24, 28, 32, 40, 48, 56, 64)
 #: Hidden activations, by the ids written in the file.
 ACTIVATIONS: tuple[str, ...] = ("relu", "elu", "swish")
 MAX_HIDDEN = 6
+#: Depth a user may ask for with ``--arch`` (the NI baseline has 8 hidden layers).
+MAX_USER_HIDDEN = 16
 #: Largest positional-encoding level count a file may name.
 MAX_PE_LEVELS = 12
 #: The NI baseline (8 hidden layers of 32) and the largest network of the paper's space:
@@ -137,8 +140,8 @@ def parse_arch(text: str) -> Arch:
         if not 1 <= levels <= MAX_PE_LEVELS:
             raise UsageError(f"positional encoding levels must be 1..{MAX_PE_LEVELS}: {form}")
         tokens = tokens[1:]
-    if not 1 <= len(tokens) <= MAX_HIDDEN:
-        raise UsageError(f"an architecture has 1 to {MAX_HIDDEN} hidden layers: {form}")
+    if not 1 <= len(tokens) <= MAX_USER_HIDDEN:
+        raise UsageError(f"an architecture has 1 to {MAX_USER_HIDDEN} hidden layers: {form}")
     layers = []
     for tok in tokens:
         units_s, _, act = tok.partition(":")

@@ -35,6 +35,8 @@ rows or the plots are skipped with a note.
 
 from __future__ import annotations
 
+import dataclasses
+
 import argparse
 import csv
 import importlib
@@ -62,9 +64,7 @@ __all__ = [
     "add_bench_parser",
     "bench",
     "cmd_bench",
-    "encode_fixed",
     "list_shapes",
-    "voxelize_in_frame",
 ]
 
 OCC, NI, ZSTD, DRACO11, DRACO14, PAPER = (
@@ -180,84 +180,6 @@ def _names(paths: list[Path]) -> dict[Path, str]:
     return {p: p.stem if stems.count(p.stem) == 1 else p.name.replace(".", "_") for p in paths}
 
 
-def voxelize_in_frame(mesh: Any, center: Any, scale: float, resolution: int,
-                      fill: str) -> np.ndarray:
-    """Voxelize ``mesh`` in a given frame (not the frame of its own bounding box).
-
-    Same arithmetic as :func:`occcodec.voxelize.voxelize` (``h = 2 scale / R``, the grid's
-    origin at ``center - h R / 2``), so with the mesh's own frame it gives the same grid.
-    ``fill`` is ``"solid"`` or ``"shell"`` (what the reference used); a mesh that does not
-    enclose a volume simply fills less, it is not refused.
-    """
-    from occcodec.voxelize import inside_votes, shell_voxels
-
-    R = int(resolution)
-    v = np.asarray(mesh.vertices, dtype=np.float64)
-    f = np.asarray(mesh.faces, dtype=np.int64).reshape(-1, 3)
-    if len(f) == 0:
-        return np.zeros((R, R, R), dtype=bool)
-    h = 2.0 * float(scale) / R
-    origin = np.asarray(center, dtype=np.float64) - h * R / 2.0
-    tri_g = (v[f] - origin) / h
-    shell = shell_voxels(tri_g, R)
-    if fill == "shell":
-        return shell
-    return shell | (inside_votes(tri_g, R) > 0)
-
-
-def encode_fixed(path: str | Path, arch: Arch, options: Any, progress: Any = None) -> Any:
-    """Train a fixed architecture exactly as ``encode --arch`` does, for any depth.
-
-    The encoder's ``--arch`` refuses more than 6 hidden layers (the search space's limit);
-    the NI baseline has 8. This mirrors :func:`occcodec.encoder.encode` step by step (the
-    same random stream: samples, then the initial weights, then the batches), so the file
-    is what ``encode --arch`` would write if it accepted the architecture.
-
-    Returns
-    -------
-    occcodec.encoder.EncodeResult
-    """
-    from occcodec import __version__, container
-    from occcodec import train as tr
-    from occcodec.encoder import PRESETS, EncodeResult, measure
-    from occcodec.header import build_header
-    from occcodec.inputs import load_shape, sha256_file
-    from occcodec.progress import Progress
-    from occcodec.quant import quantize
-    from occcodec.sampling import make_samples
-
-    progress = progress or Progress()
-    opts = options.resolved()
-    preset = PRESETS[opts.preset]
-    t0 = time.perf_counter()
-    progress.stage("voxelize")
-    shape = load_shape(path, resolution=opts.resolution, fill=opts.fill)
-    grid = np.asarray(shape.occupancy, dtype=bool)
-    progress.advance(f"{'x'.join(map(str, grid.shape))}, {int(grid.sum())} occupied")
-    device = tr.configure(opts.threads)
-    rng = np.random.default_rng(opts.seed)
-    progress.stage("sample")
-    samples = make_samples(grid, rng)
-    progress.advance(f"{len(samples.train_x)} samples")
-    start = tr.init_weights(arch, rng)
-    progress.stage("train", preset.final_epochs)
-    result = tr.train(arch, start, samples, preset.final_epochs, rng, lr=preset.final_lr,
-                      keep_best=True,
-                      on_epoch=lambda e, loss, acc: progress.advance(f"val acc {acc * 100:.2f} %"),
-                      final_lr=preset.final_lr_end)
-    raw = quantize(result.weights, opts.quant)
-    metrics = measure(arch, raw, opts.quant, grid)
-    record = opts.record()
-    record["arch"] = str(arch)
-    header = build_header(
-        encoder=f"occcodec {__version__}", arch=arch, grid=grid.shape, center=shape.center,
-        scale=shape.scale, fill=shape.fill, quant=opts.quant, raw_bytes=len(raw),
-        source_kind=shape.source_kind, source_sha256=bytes.fromhex(sha256_file(path)),
-        options=record, metrics=metrics)
-    data = container.pack(header, raw)
-    return EncodeResult(data, header, arch, device, time.perf_counter() - t0, shape.fill_note)
-
-
 # ----------------------------------------------------------------------------- one shape
 
 
@@ -365,6 +287,8 @@ class _Runner:
         dv = np.asarray(decoded.points, dtype=np.float64).reshape(-1, 3)
         df = np.asarray(decoded.faces, dtype=np.int64).reshape(-1, 3)
         mesh = trimesh.Trimesh(dv, df, process=False)
+        from occcodec.voxelize import voxelize_in_frame
+
         grid = voxelize_in_frame(mesh, ref.center, ref.scale, ref.grid.shape[0], ref.fill)
         return _row(ref, method, self._compare(ref, grid, mesh), file=rel, bytes=len(blob),
                     encode_s=enc, decode_s=dec,
@@ -380,7 +304,8 @@ class _Runner:
         progress = RichProgress(quiet=self.s.quiet)
         try:
             if method == NI:
-                res = encode_fixed(ref.path, NI_ARCH, self.s.encode_options(), progress)
+                opts = dataclasses.replace(self.s.encode_options(), arch=str(NI_ARCH))
+                res = encode(ref.path, opts, progress)
                 sub = "ni"
             else:
                 opts = self.s.encode_options("paper" if method == PAPER else None)

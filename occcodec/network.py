@@ -43,13 +43,22 @@ def positional_encoding(points: np.ndarray, levels: int) -> np.ndarray:
 
 
 def _activate(x: np.ndarray, name: str) -> np.ndarray:
+    """Apply an activation in place where possible (``x`` is a fresh temporary)."""
     if name == "relu":
         return np.maximum(x, 0.0, out=x)
-    if name == "elu":
-        return np.where(x > 0, x, np.expm1(np.minimum(x, 0.0)))
-    if name == "swish":
-        with np.errstate(over="ignore"):  # exp(-x) = inf for x << 0 gives the right limit, 0
-            return x / (1.0 + np.exp(-x))
+    if name == "elu":  # x for x > 0, exp(x) - 1 otherwise: max(x, 0) + expm1(min(x, 0))
+        neg = np.minimum(x, 0.0)
+        np.expm1(neg, out=neg)
+        np.maximum(x, 0.0, out=x)
+        x += neg
+        return x
+    if name == "swish":  # x * sigmoid(x) = x / (1 + exp(-x))
+        den = np.negative(x)
+        with np.errstate(over="ignore"):  # exp(-x) = inf for x << 0 gives the limit, 0
+            np.exp(den, out=den)
+        den += 1.0
+        np.divide(x, den, out=x)
+        return x
     raise ValueError(f"unknown activation {name!r}")
 
 

@@ -422,3 +422,27 @@ def voxelize(
     if why:
         return solid, *frame, "solid", f"auto picked solid: {why}"
     return shell, *frame, "shell", "auto picked shell: the surface is open (encloses no volume)"
+
+
+def voxelize_in_frame(mesh: "trimesh.Trimesh", center: np.ndarray | tuple[float, float, float],
+                      scale: float, resolution: int,
+                      fill: str) -> np.ndarray:
+    """Voxelize ``mesh`` in a given frame (not the frame of its own bounding box).
+
+    Same arithmetic as :func:`voxelize` (``h = 2 scale / R``, the grid's
+    origin at ``center - h R / 2``), so with the mesh's own frame it gives the same grid.
+    ``fill`` is ``"solid"`` or ``"shell"`` (what the reference used); a mesh that does not
+    enclose a volume simply fills less, it is not refused.
+    """
+    R = int(resolution)
+    v = np.asarray(mesh.vertices, dtype=np.float64)
+    f = np.asarray(mesh.faces, dtype=np.int64).reshape(-1, 3)
+    if len(f) == 0:
+        return np.zeros((R, R, R), dtype=bool)
+    h = 2.0 * float(scale) / R
+    origin = np.asarray(center, dtype=np.float64) - h * R / 2.0
+    tri_g = (v[f] - origin) / h
+    shell = shell_voxels(tri_g, R)
+    if fill == "shell":
+        return shell
+    return shell | (inside_votes(tri_g, R) > 0)
