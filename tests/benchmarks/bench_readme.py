@@ -6,9 +6,9 @@ Runs, through the CLI (the same code as the ``occcodec`` command)::
 
     occcodec bench samples -o WORK/bench-samples --preset default
     occcodec render WORK/bench-samples/occ/mug.occ --compare samples/mug.obj \\
-        -o docs/compare.png --width 1200 --height 520
+        -o tests/benchmarks/results/compare.png --width 1200 --height 520
 
-and copies the bench's ``results.md`` and plots into ``docs/bench-samples/`` (the encoded
+and copies the bench's ``results.md`` and plots into ``tests/benchmarks/results/bench-samples/`` (the encoded
 files stay in WORK). Takes several minutes on 2 CPU cores. Not collected by pytest (the
 file name does not start with ``test_``).
 """
@@ -40,12 +40,12 @@ def build(work: Path, force: bool) -> None:
     report = work / "bench-samples"
     run("bench", ROOT / "samples", "-o", report, "--preset", "default",
         *(["--force"] if force else []))
-    docs = ROOT / "docs" / "bench-samples"
+    docs = ROOT / "tests" / "benchmarks" / "results" / "bench-samples"
     docs.mkdir(parents=True, exist_ok=True)
     for item in report.iterdir():
         if item.suffix in (".md", ".png"):
             shutil.copy(item, docs / item.name)
-    picture = ROOT / "docs" / "compare.png"
+    picture = ROOT / "tests" / "benchmarks" / "results" / "compare.png"
     run("render", report / "occ" / "mug.occ", "--compare", ROOT / "samples" / "mug.obj",
         "-o", picture, "--width", "1200", "--height", "520", "--force")
     size = picture.stat().st_size
