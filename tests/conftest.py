@@ -52,3 +52,27 @@ def sphere_npz_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = d / "ellipsoid.npz"
     np.savez_compressed(path, occupancy=grid)
     return path
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
+    """``occcodec.cli.main`` on ``argv``; returns (exit code, stdout, stderr)."""
+    from occcodec.cli import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+#: A fixed small network with the default preset's final budget: a usable fit in seconds.
+SMALL_ENCODE = ["--preset", "default", "--resolution", "20", "--threads", "1", "-q",
+                "--arch", "16:relu,16:relu"]
+
+
+@pytest.fixture(scope="session")
+def coded_box(tmp_path_factory: pytest.TempPathFactory, box_mesh_path: Path) -> Path:
+    """``box_mesh_path`` encoded with :data:`SMALL_ENCODE`."""
+    from occcodec.cli import main
+
+    out = tmp_path_factory.mktemp("coded") / "box.occ"
+    assert main(["encode", str(box_mesh_path), "-o", str(out), *SMALL_ENCODE]) == 0
+    return out

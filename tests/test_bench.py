@@ -21,7 +21,6 @@ from PIL import Image
 from occcodec import bench, decoder
 from occcodec.arch import NI_PARAMS, parse_arch
 from occcodec.cli import main
-from occcodec.encoder import EncodeOptions, encode
 from occcodec.inputs import load_shape
 from occcodec.voxelize import voxelize, voxelize_in_frame
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SMALL_ENCODE as ENC
+from conftest import run_cli
 import trimesh
 
 from occcodec import decoder
@@ -20,22 +22,9 @@ from occcodec.cli import main
 from occcodec.evaluate import grid_mesh, load_reference
 from occcodec.metrics import MISSING_RGB, SPURIOUS_RGB
 
-# A fixed small network with the default preset's 40 epochs: a usable fit in a few seconds.
-ENC = ["--preset", "default", "--resolution", "20", "--threads", "1", "-q",
-       "--arch", "16:relu,16:relu"]
+run = run_cli
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-@pytest.fixture(scope="module")
-def coded_box(tmp_path_factory: pytest.TempPathFactory, box_mesh_path: Path) -> Path:
-    out = tmp_path_factory.mktemp("eval") / "box.occ"
-    assert main(["encode", str(box_mesh_path), "-o", str(out), *ENC]) == 0
-    return out
 
 
 @pytest.fixture(scope="module")

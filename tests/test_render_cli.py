@@ -11,27 +11,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli
 import trimesh
 from PIL import Image
 
-from occcodec.cli import main
 from occcodec.render_cli import caption, guess_up
 
-ENC = ["--preset", "default", "--resolution", "20", "--threads", "1", "-q",
-       "--arch", "16:relu,16:relu"]
+run = run_cli
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-@pytest.fixture(scope="module")
-def coded(tmp_path_factory: pytest.TempPathFactory, box_mesh_path: Path) -> Path:
-    out = tmp_path_factory.mktemp("render") / "box.occ"
-    assert main(["encode", str(box_mesh_path), "-o", str(out), *ENC]) == 0
-    return out
+@pytest.fixture
+def coded(coded_box: Path) -> Path:
+    return coded_box
 
 
 def pixels(path: Path) -> np.ndarray:
