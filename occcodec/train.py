@@ -43,6 +43,8 @@ def _native_stderr_silenced() -> Iterator[None]:
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 with _native_stderr_silenced():
     import tensorflow as tf  # noqa: E402
+# Retracing notes (one graph per candidate network is by design) are not a user's concern.
+tf.get_logger().setLevel("ERROR")
 
 _CONFIGURED: dict[str, int] = {}
 #: Compile training steps with XLA (see Trainer.__init__ for the measurement behind False).

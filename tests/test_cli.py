@@ -215,3 +215,29 @@ def test_debug_shows_traceback(tmp_path: Path) -> None:
 
     with pytest.raises(InputError):
         main(["--debug", "encode", str(tmp_path / "missing.obj")])
+
+
+def test_low_iou_retries_the_most_accurate_candidate(box_mesh_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A preset's retry_below makes a second final fit; the better of the two is kept."""
+    import dataclasses
+
+    from occcodec import encoder
+
+    # seed 4: the search's most accurate candidate is not the one its reward picks
+    opts = encoder.EncodeOptions(preset="fast", resolution=20, threads=1, seed=4)
+    plain = encoder.encode(box_mesh_path, opts)
+    fast = encoder.PRESETS["fast"]
+    monkeypatch.setitem(encoder.PRESETS, "fast", dataclasses.replace(fast, retry_below=1.01))
+    notes: list[str] = []
+
+    class Log(encoder.Progress):
+        def note(self, text: str) -> None:
+            notes.append(text)
+
+    retried = encoder.encode(box_mesh_path, opts, Log())
+    most_accurate = max(plain.candidates, key=lambda c: c["accuracy"])
+    assert most_accurate["arch"] != str(plain.arch)
+    assert any("also training the most accurate candidate" in n for n in notes), notes
+    assert str(retried.arch) in (str(plain.arch), most_accurate["arch"])
+    assert retried.header["metrics"]["iou"] >= plain.header["metrics"]["iou"]
