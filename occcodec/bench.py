@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 
 from occcodec.arch import NI_PARAMS, Arch, Layer
+from occcodec.encoder import EncodeOptions  # imports TensorFlow only inside encode()
 from occcodec.errors import InputError, OccError, OutputError
 
 __all__ = [
@@ -104,31 +105,20 @@ _COLORS = {OCC: "#1f77b4", NI: "#ff7f0e", ZSTD: "#2ca02c", DRACO11: "#d62728",
 
 @dataclass
 class BenchSettings:
-    """What a bench run does (the encode options plus the bench's own switches)."""
+    """What a bench run does: occcodec's encode options plus the bench's own switches."""
 
-    preset: str = "default"
-    resolution: int = 128
-    fill: str = "auto"
-    quant: str = "fp16"
-    seed: int = 0
-    threads: int = 0
-    arch: str | None = None
-    max_params: int | None = None
+    encode: EncodeOptions = dataclasses.field(default_factory=EncodeOptions)
     with_paper: bool = False
     force: bool = False
     quiet: bool = False
     surface_points: int = 100_000
 
-    def encode_options(self, preset: str | None = None) -> Any:
+    def encode_options(self, preset: str | None = None) -> EncodeOptions:
         """Encode options for occcodec; for ``preset="paper"`` without ``--arch`` and
         ``--max-params``, which would change the published search."""
-        from occcodec.encoder import EncodeOptions
-
         if preset == "paper":
-            return EncodeOptions("paper", self.resolution, self.fill, self.quant, self.seed,
-                                 self.threads)
-        return EncodeOptions(preset or self.preset, self.resolution, self.fill, self.quant,
-                             self.seed, self.threads, self.arch, self.max_params)
+            return dataclasses.replace(self.encode, preset="paper", arch=None, max_params=None)
+        return dataclasses.replace(self.encode, preset=preset or self.encode.preset)
 
 
 @dataclass
@@ -238,13 +228,13 @@ class _Runner:
 
         return compare(ref.grid, grid, ref_mesh=ref.mesh,
                        pred_mesh=mesh if ref.mesh is not None else None, scale=ref.scale,
-                       n_points=self.s.surface_points, seed=self.s.seed)
+                       n_points=self.s.surface_points, seed=self.s.encode.seed)
 
     def load(self, path: Path, name: str) -> _Ref:
         from occcodec.inputs import load_shape
 
         t0 = time.perf_counter()
-        shape = load_shape(path, resolution=self.s.resolution, fill=self.s.fill)
+        shape = load_shape(path, resolution=self.s.encode.resolution, fill=self.s.encode.fill)
         secs = time.perf_counter() - t0
         grid = np.asarray(shape.occupancy, dtype=bool)
         mesh = shape.mesh if shape.source_kind == "mesh" else None
@@ -483,8 +473,9 @@ def markdown(rows: list[dict[str, Any]], settings: BenchSettings, notes: list[st
         "# occcodec bench",
         "",
         f"Command: `{command}`  ",
-        f"{len(shapes)} shapes at {settings.resolution}^3, fill {settings.fill}, preset "
-        f"{settings.preset}, {settings.quant} weights, seed {settings.seed}, "
+        f"{len(shapes)} shapes at {settings.encode.resolution}^3, fill {settings.encode.fill}, "
+        f"preset {settings.encode.preset}, {settings.encode.quant} weights, seed "
+        f"{settings.encode.seed}, "
         f"{settings.encode_options().resolved().threads} TensorFlow thread(s); "
         f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU(s), "
         f"Python {platform.python_version()}.",
@@ -746,9 +737,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     err = Console(stderr=True)
-    settings = BenchSettings(args.preset, args.resolution, args.fill, args.quant, args.seed,
-                             args.threads, args.arch, args.max_params, args.with_paper,
-                             args.force, args.quiet, args.points)
+    settings = BenchSettings(EncodeOptions(args.preset, args.resolution, args.fill, args.quant,
+                                           args.seed, args.threads, args.arch, args.max_params),
+                             args.with_paper, args.force, args.quiet, args.points)
     log = (lambda text: None) if args.quiet else (lambda text: err.print(text, highlight=False))
     res = bench(args.directory, args.output, settings, log, command=_command_line(args))
     t = Table(title=f"{res.report_dir / 'results.md'}", title_justify="left")

@@ -21,6 +21,7 @@ from PIL import Image
 from occcodec import bench, decoder
 from occcodec.arch import NI_PARAMS, parse_arch
 from occcodec.cli import main
+from occcodec.encoder import EncodeOptions
 from occcodec.inputs import load_shape
 from occcodec.voxelize import voxelize, voxelize_in_frame
 
@@ -155,8 +156,8 @@ def test_without_the_bench_extra_the_baselines_are_skipped_with_a_note(
     d = tmp_path / "one"
     d.mkdir()
     shutil.copy(shapes_dir / "box.stl", d / "box.stl")
-    res = bench.bench(d, tmp_path / "rep", bench.BenchSettings(preset="fast", resolution=R,
-                                                                surface_points=500))
+    res = bench.bench(d, tmp_path / "rep", bench.BenchSettings(
+        EncodeOptions(preset="fast", resolution=R), surface_points=500))
     assert {r["method"] for r in res.rows} == {bench.ZSTD, bench.OCC, bench.NI}
     notes = " ".join(res.notes)
     assert "DracoPy is not installed" in notes and "matplotlib is not installed" in notes
