@@ -165,7 +165,7 @@ def encode(path: str | os.PathLike[str], options: EncodeOptions,
         progress.advance(f"epoch {e}: loss {loss:.4f}, val acc {acc * 100:.3f} %")
 
     candidates: list[dict[str, Any]] = []
-    fallback = None
+    fallback: Any = None  # the search's most accurate candidate, when not the one picked
     if opts.arch:
         arch = parse_arch(opts.arch)
         start = tr.init_weights(arch, rng)
@@ -190,24 +190,24 @@ def encode(path: str | os.PathLike[str], options: EncodeOptions,
         most_accurate = max(found, key=lambda c: c.accuracy)
         if preset.retry_below is not None and most_accurate.arch != best.arch:
             fallback = most_accurate
-    progress.stage("train", preset.final_epochs)
-    result = tr.train(arch, start, samples, preset.final_epochs, rng, lr=preset.final_lr,
-                      keep_best=True, on_epoch=epoch_hook, final_lr=preset.final_lr_end)
-
-    progress.stage("quantize")
-    raw = quantize(result.weights, opts.quant)
-    metrics = measure(arch, raw, opts.quant, grid)
-    progress.advance(f"IoU {metrics['iou'] * 100:.2f} %")
-    if fallback is not None and metrics["iou"] < preset.retry_below:  # type: ignore[operator]
-        progress.note(f"IoU {metrics['iou'] * 100:.2f} % is under "
-                      f"{preset.retry_below * 100:.0f} %: also training the most accurate "  # type: ignore[operator]
-                      f"candidate, {fallback.arch} ({fallback.arch.params} params)")
+    def fit(net: Arch, weights: Any) -> tuple[bytes, dict[str, Any]]:
+        """The final training, then quantization and the decoder's own measurement."""
         progress.stage("train", preset.final_epochs)
-        second = tr.train(fallback.arch, fallback.weights, samples, preset.final_epochs, rng,
-                          lr=preset.final_lr, keep_best=True, on_epoch=epoch_hook,
-                          final_lr=preset.final_lr_end)
-        raw2 = quantize(second.weights, opts.quant)
-        metrics2 = measure(fallback.arch, raw2, opts.quant, grid)
+        trained = tr.train(net, weights, samples, preset.final_epochs, rng, lr=preset.final_lr,
+                           keep_best=True, on_epoch=epoch_hook, final_lr=preset.final_lr_end)
+        progress.stage("quantize")
+        stored = quantize(trained.weights, opts.quant)
+        measured = measure(net, stored, opts.quant, grid)
+        progress.advance(f"IoU {measured['iou'] * 100:.2f} %")
+        return stored, measured
+
+    raw, metrics = fit(arch, start)
+    retry = preset.retry_below
+    if fallback is not None and retry is not None and metrics["iou"] < retry:
+        progress.note(f"IoU {metrics['iou'] * 100:.2f} % is under {retry * 100:.0f} %: also "
+                      f"training the most accurate candidate, {fallback.arch} "
+                      f"({fallback.arch.params} params)")
+        raw2, metrics2 = fit(fallback.arch, fallback.weights)
         if metrics2["iou"] > metrics["iou"]:
             arch, raw, metrics = fallback.arch, raw2, metrics2
         progress.note(f"kept {arch} (IoU {metrics['iou'] * 100:.2f} %)")
