@@ -11,12 +11,14 @@ and shape), and rewarded by ``(accuracy - 0.98) + (7553 - params) / 21121``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
 from occcodec.arch import ACTIVATIONS, LARGEST_PARAMS, MAX_HIDDEN, NI_PARAMS, WIDTHS, Arch, Layer
 from occcodec.network import Weights
+from occcodec.sampling import Samples
 from occcodec.train import init_weights, tf, train  # tf through train: quiet start-up
 
 LAYER_TOKENS: tuple[Layer, ...] = tuple(Layer(w, a) for w in WIDTHS for a in ACTIVATIONS)
@@ -148,7 +150,7 @@ class SearchBudget:
     acc_weight: float = 1.0
 
 
-def search(samples: object, budget: SearchBudget, rng: np.random.Generator, seed: int,
+def search(samples: Samples, budget: SearchBudget, rng: np.random.Generator, seed: int,
            on_candidate: Callable[[int, int, Candidate], None] | None = None,
            on_epoch: Callable[[int, float, float], None] | None = None) -> list[Candidate]:
     """Run the controller for ``budget.rounds`` rounds; return every trained candidate."""
@@ -191,19 +193,11 @@ def search(samples: object, budget: SearchBudget, rng: np.random.Generator, seed
     return results
 
 
-@dataclass
-class _Sub:
-    train_x: np.ndarray
-    train_y: np.ndarray
-    val_x: np.ndarray
-    val_y: np.ndarray
-
-
-def _subsample(samples: object, fraction: float, rng: np.random.Generator) -> object:
+def _subsample(samples: Samples, fraction: float, rng: np.random.Generator) -> Samples:
     """A random share of the training set (validation kept whole) for quick candidate fits."""
     if fraction >= 1.0:
         return samples
-    n = len(samples.train_x)  # type: ignore[attr-defined]
+    n = len(samples.train_x)
     idx = np.sort(rng.choice(n, size=max(1, int(n * fraction)), replace=False))
-    return _Sub(samples.train_x[idx], samples.train_y[idx],  # type: ignore[attr-defined]
-                samples.val_x, samples.val_y)  # type: ignore[attr-defined]
+    return dataclasses.replace(samples, train_x=samples.train_x[idx],
+                               train_y=samples.train_y[idx])

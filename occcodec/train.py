@@ -19,6 +19,7 @@ import numpy as np
 from occcodec.arch import Arch
 from occcodec.errors import UsageError
 from occcodec.network import Weights
+from occcodec.sampling import Samples
 
 
 @contextlib.contextmanager
@@ -186,7 +187,7 @@ class Trainer:
             bv.assign(b)
 
 
-def train(arch: Arch, weights: Weights, samples: object, epochs: int, rng: np.random.Generator,
+def train(arch: Arch, weights: Weights, samples: Samples, epochs: int, rng: np.random.Generator,
           lr: float = 1e-3, batch: int = 16384, keep_best: bool = True,
           on_epoch: Callable[[int, float, float], None] | None = None,
           eval_every: int = 1, final_lr: float | None = None) -> TrainResult:
@@ -201,10 +202,10 @@ def train(arch: Arch, weights: Weights, samples: object, epochs: int, rng: np.ra
         if final_lr is not None and epochs > 1:
             frac = epoch / (epochs - 1)
             tr.lr.assign(final_lr + 0.5 * (lr - final_lr) * (1.0 + np.cos(np.pi * frac)))
-        loss = tr.run_epoch(samples.train_x, samples.train_y, rng)  # type: ignore[attr-defined]
+        loss = tr.run_epoch(samples.train_x, samples.train_y, rng)
         last = epoch == epochs - 1
         if (epoch + 1) % eval_every == 0 or last:
-            acc = tr.accuracy(samples.val_x, samples.val_y)  # type: ignore[attr-defined]
+            acc = tr.accuracy(samples.val_x, samples.val_y)
             if acc > best_acc:
                 best_acc = acc
                 if keep_best:
