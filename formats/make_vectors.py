@@ -43,11 +43,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from a checkout, occcodec not installed
     sys.path.insert(0, str(ROOT))
 
-from occcodec import container, network  # noqa: E402
-from occcodec.arch import Arch, parse_arch  # noqa: E402
-from occcodec.header import build_header  # noqa: E402
-from occcodec.network import Weights  # noqa: E402
-from occcodec.quant import dequantize, quantize  # noqa: E402
+from occcodec.format import container, network  # noqa: E402
+from occcodec.format.arch import Arch, parse_arch  # noqa: E402
+from occcodec.format.header import build_header  # noqa: E402
+from occcodec.format.network import Weights  # noqa: E402
+from occcodec.format.quant import dequantize, quantize  # noqa: E402
 
 OUT_DIR = Path(__file__).resolve().parent / "vectors"
 INDEX = "vectors.json"
@@ -95,7 +95,7 @@ def _coords64(shape: tuple[int, ...]) -> np.ndarray:
 
 
 def logits64(arch: Arch, weights: Weights, shape: tuple[int, ...]) -> np.ndarray:
-    """The spec's forward pass in float64, written apart from occcodec.network."""
+    """The spec's forward pass in float64, written apart from occcodec.format.network."""
     p = _coords64(shape)
     feats = [p]
     for k in range(arch.pe_levels):

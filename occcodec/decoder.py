@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from occcodec import container, network
+from occcodec.format import container
+from occcodec.format import network
 from occcodec.errors import FormatError, InputError, UsageError
-from occcodec.header import Header, parse_header
-from occcodec.network import Weights
-from occcodec.quant import dequantize
+from occcodec.format.header import Header, parse_header
+from occcodec.format.network import Weights
+from occcodec.format.quant import dequantize
 
 MESH_OUTPUTS = (".ply", ".obj", ".stl", ".off", ".glb")
 VOXEL_OUTPUTS = (".npz", ".binvox")
@@ -138,7 +139,7 @@ def write_output(coded: Coded, path: str | os.PathLike[str], resolution: int | N
         )
     check_output_path(path, force)
     if ext in VOXEL_OUTPUTS:
-        from occcodec import gridio
+        from occcodec.shapes import gridio
 
         grid = voxels(coded, resolution)
         gridio.write_voxels(path, grid, force=force)

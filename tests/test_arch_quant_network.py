@@ -9,11 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from occcodec import container, network
-from occcodec.arch import LARGEST_PARAMS, NI_PARAMS, Arch, Layer, parse_arch
+from occcodec.format import container
+from occcodec.format import network
+from occcodec.format.arch import LARGEST_PARAMS, NI_PARAMS, Arch, Layer, parse_arch
 from occcodec.errors import FormatError, UsageError
-from occcodec.header import build_header, parse_header
-from occcodec.quant import SCHEMES, dequantize, quantize, raw_size
+from occcodec.format.header import build_header, parse_header
+from occcodec.format.quant import SCHEMES, dequantize, quantize, raw_size
 
 
 def random_weights(arch: Arch, rng: np.random.Generator, scale: float = 1.0) -> list:
@@ -230,7 +231,7 @@ def test_dequantize_refuses_non_finite(scheme: str) -> None:
 # ---------------------------------------------------------------- network
 
 def reference_logits(arch: Arch, weights: list, pts: np.ndarray) -> np.ndarray:
-    """formats/occ-v1.md section 9 in float64, written apart from occcodec.network."""
+    """formats/occ-v1.md section 9 in float64, written apart from occcodec.format.network."""
     p = np.asarray(pts, np.float64)
     cols = [p[:, 0], p[:, 1], p[:, 2]]
     for k in range(arch.pe_levels):

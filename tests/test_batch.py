@@ -23,7 +23,9 @@ from typing import Any
 
 import pytest
 
-from occcodec import batch, batchplan, cli, decoder
+from occcodec import cli, decoder
+from occcodec.batch import run as batch
+from occcodec.batch import plan as batchplan
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = ["--resolution", "16", "--preset", "fast", "--arch", "8:relu"]
@@ -192,7 +194,7 @@ def test_batch_resume_after_kill_completes(killed_then_resumed: dict[str, Any]) 
 def test_batch_jobs1_bytes_equal_encode(killed_then_resumed: dict[str, Any],
                                         tmp_path: Path) -> None:
     k = killed_then_resumed
-    from occcodec.encoder import default_threads
+    from occcodec.encoder.pipeline import default_threads
 
     assert k["res1"]["summary"]["threads"] == default_threads()  # encode's own default
     ref = encode_cli(k["src"] / "box.stl", tmp_path / "box.occ")  # no --threads
@@ -314,7 +316,7 @@ def test_resolve_jobs_threads() -> None:
 
 def test_check_existing_compares_hash_and_options(
         first_run: tuple[int, dict[str, Any], Path], tree: Path) -> None:
-    from occcodec.inputs import sha256_file
+    from occcodec.shapes.inputs import sha256_file
 
     _, result, out = first_run
     item = batchplan.Item("box.stl", tree / "box.stl", 0, out / "box.occ", "box.occ")

@@ -18,12 +18,13 @@ import trimesh
 import zstandard
 from PIL import Image
 
-from occcodec import bench, decoder
-from occcodec.arch import NI_PARAMS, parse_arch
+from occcodec import decoder
+from occcodec.tools import bench
+from occcodec.format.arch import NI_PARAMS, parse_arch
 from occcodec.cli import main
-from occcodec.encoder import EncodeOptions
-from occcodec.inputs import load_shape
-from occcodec.voxelize import voxelize, voxelize_in_frame
+from occcodec.encoder.pipeline import EncodeOptions
+from occcodec.shapes.inputs import load_shape
+from occcodec.shapes.voxelize import voxelize, voxelize_in_frame
 
 R = 16
 PLOTS = ("rate_distortion.png", "hist_iou.png", "hist_chamfer.png", "hist_surface_chamfer.png")

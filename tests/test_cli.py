@@ -74,7 +74,7 @@ def test_decode_mesh_in_original_coordinates(encoded: Path, tmp_path: Path,
 def test_decode_voxels_matches_recorded_iou(encoded: Path, box_mesh_path: Path, tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     from occcodec import decoder
-    from occcodec.inputs import load_shape
+    from occcodec.shapes.inputs import load_shape
 
     out = tmp_path / "box.npz"
     assert run(capsys, "decode", encoded, "-o", out)[0] == 0
@@ -113,7 +113,7 @@ def test_voxel_input_non_cubic(sphere_npz_path: Path, tmp_path: Path,
     assert rec["header"]["fill"] == "given"
     vox = tmp_path / "e.binvox"
     assert run(capsys, "decode", out, "-o", vox)[0] == 0
-    from occcodec.gridio import read_voxels
+    from occcodec.shapes.gridio import read_voxels
 
     assert read_voxels(vox).shape == (20, 18, 24)
 
@@ -222,7 +222,7 @@ def test_low_iou_retries_the_most_accurate_candidate(box_mesh_path: Path,
     """A preset's retry_below makes a second final fit; the better of the two is kept."""
     import dataclasses
 
-    from occcodec import encoder
+    from occcodec.encoder import pipeline as encoder
 
     # seed 4: the search's most accurate candidate is not the one its reward picks
     opts = encoder.EncodeOptions(preset="fast", resolution=20, threads=1, seed=4)

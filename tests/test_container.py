@@ -1,4 +1,4 @@
-"""The .occ container (occcodec.container): round trips, corruption, versions, sections.
+"""The .occ container (occcodec.format.container): round trips, corruption, versions, sections.
 
 Files built "by hand" here follow formats/occ-v1.md with struct and zlib, not the module, so
 that a change of layout in the module shows up as a failure against the spec. The property
@@ -17,7 +17,7 @@ import zstandard
 from hypothesis import given
 from hypothesis import strategies as st
 
-from occcodec import container
+from occcodec.format import container
 from occcodec.errors import FormatError, VersionError
 
 

@@ -19,8 +19,8 @@ import trimesh
 
 from occcodec import decoder
 from occcodec.cli import main
-from occcodec.evaluate import grid_mesh, load_reference
-from occcodec.metrics import MISSING_RGB, SPURIOUS_RGB
+from occcodec.tools.evaluate import grid_mesh, load_reference
+from occcodec.tools.metrics import MISSING_RGB, SPURIOUS_RGB
 
 run = run_cli
 
@@ -35,8 +35,8 @@ def shifted_box(tmp_path_factory: pytest.TempPathFactory, coded_box: Path) -> Pa
     layer's bias: ``(x - d) K + b = x K + (b - d K[0])``. The result misses a 2-voxel slab on
     one side and adds one on the other, whatever the quality of the original fit.
     """
-    from occcodec import container
-    from occcodec.quant import quantize
+    from occcodec.format import container
+    from occcodec.format.quant import quantize
 
     coded = decoder.read(coded_box)
     assert coded.header.arch.pe_levels == 0

@@ -24,7 +24,8 @@ import numpy as np
 import pytest
 import zstandard
 
-from occcodec import decoder, network
+from occcodec import decoder
+from occcodec.format import network
 from occcodec.errors import FormatError, VersionError
 
 FORMATS = Path(__file__).resolve().parent.parent / "formats"

@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from occcodec import gridio
+from occcodec.shapes import gridio
 from occcodec.errors import InputError, OutputError
-from occcodec.gridio import (
+from occcodec.shapes.gridio import (
     decode_binvox,
     encode_binvox,
     pack_bits,

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import trimesh
 
-from occcodec import inputs
+from occcodec.shapes import inputs
 from occcodec.errors import InputError, UsageError
-from occcodec.gridio import write_binvox, write_npz
-from occcodec.inputs import (
+from occcodec.shapes.gridio import write_binvox, write_npz
+from occcodec.shapes.inputs import (
     MESH_EXTENSIONS,
     SUPPORTED_EXTENSIONS,
     VOXEL_EXTENSIONS,

@@ -1,4 +1,4 @@
-"""Tests for occcodec.metrics: hand-computed cases first, then cross-checks."""
+"""Tests for occcodec.tools.metrics: hand-computed cases first, then cross-checks."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import trimesh
 
 from occcodec.errors import InputError, OutputError
-from occcodec.metrics import (
+from occcodec.tools.metrics import (
     MISSING_RGB,
     SPURIOUS_RGB,
     boundary_voxels,

@@ -65,7 +65,7 @@ def test_info_and_mesh_decode_without_tensorflow(tmp_path: Path) -> None:
     _run(tmp_path, ["ply", "obj"])
 
 
-@pytest.mark.skipif(importlib.util.find_spec("occcodec.gridio") is None,
-                    reason="occcodec.gridio (the .npz/.binvox writer) is not there yet")
+@pytest.mark.skipif(importlib.util.find_spec("occcodec.shapes.gridio") is None,
+                    reason="occcodec.shapes.gridio (the .npz/.binvox writer) is not there yet")
 def test_voxel_decode_without_tensorflow(tmp_path: Path) -> None:
     _run(tmp_path, ["npz", "binvox"])

@@ -1,4 +1,4 @@
-"""Tests for occcodec.render: sizes, orientation conventions, shared camera, empty input."""
+"""Tests for occcodec.tools.render: sizes, orientation conventions, shared camera, empty input."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import trimesh
 from PIL import Image
 
 from occcodec.errors import OutputError, UsageError
-from occcodec.render import VIEWS, render_compare, render_mesh, save_png
+from occcodec.tools.render import VIEWS, render_compare, render_mesh, save_png
 
 W, H = 160, 120
 WHITE = np.array([255, 255, 255], dtype=np.uint8)

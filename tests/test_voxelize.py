@@ -11,7 +11,7 @@ from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
 from occcodec.errors import InputError, UsageError
-from occcodec.voxelize import voxelize
+from occcodec.shapes.voxelize import voxelize
 
 SHARED_MESHES = Path(__file__).resolve().parents[2] / "shared" / "meshes"
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from occcodec import bench
+from occcodec.tools import bench
 
 
 def _value(field: str, text: str) -> Any:

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from occcodec.encoder import EncodeOptions, encode
+from occcodec.encoder.pipeline import EncodeOptions, encode
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 """The batch's bookkeeping: which files, which output names, what is up to date, the manifest.
 
-No TensorFlow and no worker here: :mod:`occcodec.batch` plans with these functions, then
-runs the shapes through :mod:`occcodec.engines`.
+No TensorFlow and no worker here: :mod:`occcodec.batch.run` plans with these functions, then
+runs the shapes through :mod:`occcodec.batch.workers`.
 
 Output names: a supported input ``a/b/c.obj`` becomes ``a/b/c.occ``; when two inputs of a
 folder would get the same name (``c.obj`` and ``c.stl``) both keep their extension instead
@@ -163,7 +163,7 @@ def classify(found: list[Item], previous: dict[str, dict[str, Any]], options: di
              force: bool) -> tuple[dict[str, dict[str, Any]], list[Item]]:
     """Records of the inputs settled before any encoding (up to date, or failed at once),
     and the inputs to encode (each with its ``record`` seed: sha256 and a note)."""
-    from occcodec.inputs import sha256_file  # cheap: trimesh is imported on first use
+    from occcodec.shapes.inputs import sha256_file  # cheap: trimesh is imported on first use
 
     records: dict[str, dict[str, Any]] = {}
     todo: list[Item] = []

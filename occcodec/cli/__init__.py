@@ -19,11 +19,11 @@ from occcodec.errors import OccError, UsageError
 
 # The subcommands' modules import their heavy dependencies (TensorFlow, trimesh, matplotlib)
 # inside their functions, so importing them here keeps `occcodec --help` and decoding light.
-from occcodec.batch import add_batch_parser, add_decode_dir_options, cmd_batch  # noqa: E402
-from occcodec.batch import cmd_decode_directory  # noqa: E402
-from occcodec.bench import add_bench_parser, cmd_bench  # noqa: E402
-from occcodec.evaluate import add_eval_parser, cmd_eval  # noqa: E402
-from occcodec.render_cli import add_render_parser, cmd_render  # noqa: E402
+from occcodec.batch.run import add_batch_parser, add_decode_dir_options, cmd_batch  # noqa: E402
+from occcodec.batch.run import cmd_decode_directory  # noqa: E402
+from occcodec.tools.bench import add_bench_parser, cmd_bench  # noqa: E402
+from occcodec.tools.evaluate import add_eval_parser, cmd_eval  # noqa: E402
+from occcodec.cli.render import add_render_parser, cmd_render  # noqa: E402
 
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70
@@ -50,8 +50,8 @@ def int_in(lo: int, hi: int, what: str) -> Callable[[str], int]:
 
 def add_encode_options(p: argparse.ArgumentParser) -> None:
     """Options shared by ``encode`` and ``batch`` (the same code path, the same bytes)."""
-    from occcodec.encoder import PRESETS
-    from occcodec.quant import SCHEMES
+    from occcodec.encoder.pipeline import PRESETS
+    from occcodec.format.quant import SCHEMES
 
     g = p.add_argument_group("encoding")
     g.add_argument("--preset", choices=list(PRESETS), default="default",
@@ -114,7 +114,7 @@ def _emit(args: argparse.Namespace, record: dict[str, Any], text: str) -> None:
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
-    from occcodec.encoder import EncodeOptions, encode
+    from occcodec.encoder.pipeline import EncodeOptions, encode
     from occcodec.fsutil import atomic_write_bytes, check_output_path
     from occcodec.progress import RichProgress
 

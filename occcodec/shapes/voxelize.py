@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from occcodec.errors import InputError, UsageError
-from occcodec.gridio import MAX_DIM, MIN_DIM
+from occcodec.shapes.gridio import MAX_DIM, MIN_DIM
 
 if TYPE_CHECKING:
     import trimesh

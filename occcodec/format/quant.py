@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from occcodec.arch import Arch
-from occcodec.network import Weights
+from occcodec.format.arch import Arch
+from occcodec.format.network import Weights
 
 SCHEMES: tuple[str, ...] = ("fp32", "fp16", "int8", "int8-layer")
 

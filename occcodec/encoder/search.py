@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from occcodec.arch import ACTIVATIONS, LARGEST_PARAMS, MAX_HIDDEN, NI_PARAMS, WIDTHS, Arch, Layer
-from occcodec.network import Weights
-from occcodec.sampling import Samples
-from occcodec.train import init_weights, tf, train  # tf through train: quiet start-up
+from occcodec.format.arch import ACTIVATIONS, LARGEST_PARAMS, MAX_HIDDEN, NI_PARAMS, WIDTHS, Arch, Layer
+from occcodec.format.network import Weights
+from occcodec.encoder.sampling import Samples
+from occcodec.encoder.train import init_weights, tf, train  # tf through train: quiet start-up
 
 LAYER_TOKENS: tuple[Layer, ...] = tuple(Layer(w, a) for w in WIDTHS for a in ACTIVATIONS)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from occcodec.network import grid_coords
+from occcodec.format.network import grid_coords
 
 _SIX = ndimage.generate_binary_structure(3, 1)
 

@@ -27,9 +27,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from occcodec.arch import Arch
+from occcodec.format.arch import Arch
 from occcodec.errors import FormatError
-from occcodec.quant import SCHEMES
+from occcodec.format.quant import SCHEMES
 
 FILLS = ("solid", "shell", "given")
 

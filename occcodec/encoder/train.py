@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from occcodec.arch import Arch
+from occcodec.format.arch import Arch
 from occcodec.errors import UsageError
-from occcodec.network import Weights
-from occcodec.sampling import Samples
+from occcodec.format.network import Weights
+from occcodec.encoder.sampling import Samples
 
 
 @contextlib.contextmanager

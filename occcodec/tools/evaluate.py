@@ -3,16 +3,16 @@
 The reference (the original mesh or voxel grid) is voxelized exactly as the encoder did it:
 the resolution and fill recorded in the file's header, and the frame (centre, scale) checked
 against the header's, so that the grids compared are the encoded grid and the decoded grid,
-voxel for voxel. The metrics are those of :mod:`occcodec.metrics`, whose docstrings define
+voxel for voxel. The metrics are those of :mod:`occcodec.tools.metrics`, whose docstrings define
 them exactly:
 
-* voxel IoU, accuracy, precision, recall on the encoded grid (:func:`~occcodec.metrics.confusion`);
+* voxel IoU, accuracy, precision, recall on the encoded grid (:func:`~occcodec.tools.metrics.confusion`);
 * the Chamfer distance between the boundary voxels of both grids
-  (:func:`~occcodec.metrics.voxel_chamfer`): the squared, paper-style number in normalised
+  (:func:`~occcodec.tools.metrics.voxel_chamfer`): the squared, paper-style number in normalised
   units and the mean distance in voxel edges;
 * the Chamfer distance between the decoded mesh (marching cubes of the network, as
   ``occcodec decode`` writes it) and the reference surface, on points sampled uniformly by
-  area, in the reference's units (:func:`~occcodec.metrics.surface_chamfer`), beside its
+  area, in the reference's units (:func:`~occcodec.tools.metrics.surface_chamfer`), beside its
   sampling floor: the same figure between two samplings of the reference itself. A voxel-grid
   reference has no surface of its own: its grid is meshed by marching cubes in the same world
   frame, and the report says so.
@@ -66,7 +66,7 @@ class Reference:
 
 
 def voxel_edge(scale: float, grid_shape: tuple[int, ...]) -> float:
-    """World length of one voxel edge: ``scale * 2 / max(grid)`` (see :mod:`occcodec.metrics`)."""
+    """World length of one voxel edge: ``scale * 2 / max(grid)`` (see :mod:`occcodec.tools.metrics`)."""
     return float(scale) * 2.0 / float(max(grid_shape))
 
 
@@ -92,7 +92,7 @@ def grid_mesh(grid: np.ndarray, center: Any, scale: float) -> Any:
 
 
 def _is_voxel_path(path: str | Path) -> bool:
-    from occcodec.gridio import VOXEL_EXTENSIONS
+    from occcodec.shapes.gridio import VOXEL_EXTENSIONS
 
     return Path(path).suffix.lower() in VOXEL_EXTENSIONS
 
@@ -118,7 +118,7 @@ def load_reference(path: str | Path, header: Any) -> Reference:
         If the reference cannot be loaded, or is not the shape the file encodes (another
         grid shape or frame, or a mesh where the file was made from a voxel grid).
     """
-    from occcodec.inputs import load_shape
+    from occcodec.shapes.inputs import load_shape
 
     path = Path(path)
     hgrid = tuple(int(n) for n in header.grid)
@@ -187,13 +187,13 @@ def compare(ref_grid: np.ndarray, pred_grid: np.ndarray, *, ref_mesh: Any = None
     Returns
     -------
     dict
-        ``voxel`` (:func:`~occcodec.metrics.confusion`), ``voxel_chamfer``
-        (:func:`~occcodec.metrics.voxel_chamfer`, normalised units) and ``surface``
-        (:func:`~occcodec.metrics.surface_chamfer` with the reference as the first surface,
+        ``voxel`` (:func:`~occcodec.tools.metrics.confusion`), ``voxel_chamfer``
+        (:func:`~occcodec.tools.metrics.voxel_chamfer`, normalised units) and ``surface``
+        (:func:`~occcodec.tools.metrics.surface_chamfer` with the reference as the first surface,
         renamed ``ref_to_pred``/``pred_to_ref``, plus ``chamfer_voxels`` and
         ``hausdorff_voxels``: the same distances divided by one voxel edge) or ``None``.
     """
-    from occcodec.metrics import confusion, surface_chamfer, voxel_chamfer
+    from occcodec.tools.metrics import confusion, surface_chamfer, voxel_chamfer
 
     out: dict[str, Any] = {
         "voxel": confusion(ref_grid, pred_grid),
@@ -233,8 +233,8 @@ def evaluate(reference: str | Path, coded_path: str | Path, *, errors: str | Pat
 
     from occcodec import decoder
     from occcodec.fsutil import check_output_path
-    from occcodec.inputs import sha256_file
-    from occcodec.metrics import misclassified_points, write_error_cloud
+    from occcodec.shapes.inputs import sha256_file
+    from occcodec.tools.metrics import misclassified_points, write_error_cloud
 
     t0 = time.perf_counter()
     if errors is not None:
@@ -250,7 +250,7 @@ def evaluate(reference: str | Path, coded_path: str | Path, *, errors: str | Pat
     if figures["surface"] is not None:
         # The same surface sampled twice is not at distance 0: this is the smallest surface
         # Chamfer that n_points can resolve, the yardstick for the figure above it.
-        from occcodec.metrics import surface_chamfer
+        from occcodec.tools.metrics import surface_chamfer
 
         floor = surface_chamfer(ref.mesh, ref.mesh, n_points=n_points, seed=seed)["chamfer"]
         figures["surface"]["floor"] = floor

@@ -53,8 +53,8 @@ from typing import Any
 
 import numpy as np
 
-from occcodec.arch import NI_PARAMS, Arch, Layer
-from occcodec.encoder import EncodeOptions  # imports TensorFlow only inside encode()
+from occcodec.format.arch import NI_PARAMS, Arch, Layer
+from occcodec.encoder.pipeline import EncodeOptions  # imports TensorFlow only inside encode()
 from occcodec.errors import InputError, OccError, OutputError
 
 __all__ = [
@@ -150,7 +150,7 @@ def list_shapes(directory: str | Path) -> tuple[list[Path], list[Path]]:
     InputError
         If ``directory`` is not a directory or holds no supported input.
     """
-    from occcodec.inputs import SUPPORTED_EXTENSIONS
+    from occcodec.shapes.inputs import SUPPORTED_EXTENSIONS
 
     d = Path(directory)
     if not d.is_dir():
@@ -224,14 +224,14 @@ class _Runner:
         return path, path.relative_to(self.report).as_posix()
 
     def _compare(self, ref: _Ref, grid: np.ndarray, mesh: Any) -> dict[str, Any]:
-        from occcodec.evaluate import compare
+        from occcodec.tools.evaluate import compare
 
         return compare(ref.grid, grid, ref_mesh=ref.mesh,
                        pred_mesh=mesh if ref.mesh is not None else None, scale=ref.scale,
                        n_points=self.s.surface_points, seed=self.s.encode.seed)
 
     def load(self, path: Path, name: str) -> _Ref:
-        from occcodec.inputs import load_shape
+        from occcodec.shapes.inputs import load_shape
 
         t0 = time.perf_counter()
         shape = load_shape(path, resolution=self.s.encode.resolution, fill=self.s.encode.fill)
@@ -244,8 +244,8 @@ class _Runner:
     def zstd(self, ref: _Ref) -> dict[str, Any]:
         import zstandard
 
-        from occcodec.evaluate import grid_mesh
-        from occcodec.gridio import pack_bits
+        from occcodec.tools.evaluate import grid_mesh
+        from occcodec.shapes.gridio import pack_bits
 
         t0 = time.perf_counter()
         blob = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(pack_bits(ref.grid))
@@ -277,7 +277,7 @@ class _Runner:
         dv = np.asarray(decoded.points, dtype=np.float64).reshape(-1, 3)
         df = np.asarray(decoded.faces, dtype=np.int64).reshape(-1, 3)
         mesh = trimesh.Trimesh(dv, df, process=False)
-        from occcodec.voxelize import voxelize_in_frame
+        from occcodec.shapes.voxelize import voxelize_in_frame
 
         grid = voxelize_in_frame(mesh, ref.center, ref.scale, ref.grid.shape[0], ref.fill)
         return _row(ref, method, self._compare(ref, grid, mesh), file=rel, bytes=len(blob),
@@ -288,7 +288,7 @@ class _Runner:
         import trimesh
 
         from occcodec import decoder
-        from occcodec.encoder import encode
+        from occcodec.encoder.pipeline import encode
         from occcodec.progress import RichProgress
 
         progress = RichProgress(quiet=self.s.quiet)
@@ -690,7 +690,7 @@ def bench(directory: str | Path, report_dir: str | Path, settings: BenchSettings
 def add_bench_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``bench`` to the CLI's subparsers and return its parser."""
     from occcodec.cli import add_encode_options
-    from occcodec.evaluate import int_at_least
+    from occcodec.tools.evaluate import int_at_least
 
     p = subparsers.add_parser(
         "bench", help="compare occcodec with NI, a zstd grid and Draco on a folder of shapes",

@@ -1,6 +1,6 @@
 """``occcodec render``: a PNG of a ``.occ`` file (decoded to a mesh) or of a mesh, headless.
 
-The pictures come from :mod:`occcodec.render`'s numpy rasteriser: no GPU, no display.
+The pictures come from :mod:`occcodec.tools.render`'s numpy rasteriser: no GPU, no display.
 ``--compare MESH`` puts the original mesh and the decoded ``.occ`` side by side under one
 camera, with the IoU and both file sizes in the caption.
 """
@@ -42,9 +42,9 @@ def _decoded_mesh(coded: Any, resolution: int | None) -> Any:
 def _load_mesh(path: str | Path) -> Any:
     """A mesh file as loaded for encoding, or a voxel file as the marching-cubes surface of
     its grid (in the grid's own frame, the one the encoder records for voxel inputs)."""
-    from occcodec.evaluate import grid_mesh
-    from occcodec.gridio import VOXEL_EXTENSIONS
-    from occcodec.inputs import load_mesh, load_shape
+    from occcodec.tools.evaluate import grid_mesh
+    from occcodec.shapes.gridio import VOXEL_EXTENSIONS
+    from occcodec.shapes.inputs import load_mesh, load_shape
 
     if Path(path).suffix.lower() in VOXEL_EXTENSIONS:
         shape = load_shape(path)
@@ -57,8 +57,8 @@ def _iou(coded: Any, reference: Path) -> tuple[float | None, str]:
     IoU the encoder recorded when the reference is not the encoded shape."""
     from occcodec import decoder
     from occcodec.errors import InputError
-    from occcodec.evaluate import load_reference
-    from occcodec.metrics import confusion
+    from occcodec.tools.evaluate import load_reference
+    from occcodec.tools.metrics import confusion
 
     try:
         ref = load_reference(reference, coded.header)
@@ -110,7 +110,7 @@ def render_file(input_path: str | Path, output: str | Path, *, view: str = "iso"
     """
     from occcodec import decoder
     from occcodec.fsutil import check_output_path
-    from occcodec.render import render_compare, render_mesh, save_png
+    from occcodec.tools.render import render_compare, render_mesh, save_png
 
     if Path(output).suffix.lower() != ".png":
         raise UsageError(f"output {str(output)!r} must end in .png")
@@ -161,7 +161,7 @@ def _positive(text: str) -> int:
 
 def add_render_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``render`` to the CLI's subparsers and return its parser."""
-    from occcodec.render import UP_AXES, VIEWS
+    from occcodec.tools.render import UP_AXES, VIEWS
 
     p = subparsers.add_parser(
         "render", help="draw a .occ file (decoded) or a mesh to a PNG, headless",

@@ -1,7 +1,7 @@
 """Shape inputs: a mesh file or a voxel file in, a :class:`Shape` (occupancy grid + frame) out.
 
 Meshes are read with trimesh (imported on first use, so importing this module stays cheap)
-and voxelized by :mod:`occcodec.voxelize`; voxel files are read by :mod:`occcodec.gridio`
+and voxelized by :mod:`occcodec.shapes.voxelize`; voxel files are read by :mod:`occcodec.shapes.gridio`
 and used as given. Every way an input can be unusable ends in an :class:`InputError` whose
 one-line message says what to do.
 
@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from occcodec.errors import InputError, UsageError
-from occcodec.gridio import MAX_DIM, MIN_DIM, VOXEL_EXTENSIONS, check_input_file, read_voxels
-from occcodec.voxelize import FILL_MODES, voxelize
+from occcodec.shapes.gridio import MAX_DIM, MIN_DIM, VOXEL_EXTENSIONS, check_input_file, read_voxels
+from occcodec.shapes.voxelize import FILL_MODES, voxelize
 
 if TYPE_CHECKING:
     import trimesh
@@ -183,8 +183,8 @@ def load_shape(path: str | os.PathLike[str], resolution: int = 128, fill: str = 
         If ``resolution`` is outside ``MIN_DIM..MAX_DIM`` or ``fill`` is unknown (checked
         for every input, so a typo is caught even where the value would be ignored).
     InputError
-        As :func:`load_mesh`, :func:`occcodec.gridio.read_voxels` and
-        :func:`occcodec.voxelize.voxelize`.
+        As :func:`load_mesh`, :func:`occcodec.shapes.gridio.read_voxels` and
+        :func:`occcodec.shapes.voxelize.voxelize`.
     """
     if not isinstance(resolution, (int, np.integer)) or isinstance(resolution, bool):
         raise UsageError(f"resolution {resolution!r} is not an integer")

@@ -2,11 +2,11 @@
 
 Every engine runs the same :func:`run_job` on a :class:`Job` and reports back
 :class:`Event` s (a stage started, a unit advanced, the job finished or failed). The batch
-driver (:mod:`occcodec.batch`) owns the queue, the display, the output files and the
+driver (:mod:`occcodec.batch.run`) owns the queue, the display, the output files and the
 manifest; an engine only runs jobs.
 
 One process per shape, on every engine: TensorFlow fixes its thread pools once per process
-(:func:`occcodec.train.configure`) and a fresh process is what ``occcodec encode`` runs in,
+(:func:`occcodec.encoder.train.configure`) and a fresh process is what ``occcodec encode`` runs in,
 so a batch gives the same bytes as ``encode`` with the same options and thread count. It also
 isolates failures: a shape that crashes or exhausts memory takes only its own process down.
 Encoded bytes come back to the driver, which alone writes into the output directory (so a
@@ -100,7 +100,7 @@ def run_job(job: Job, progress: Progress) -> dict[str, Any]:
 
 
 def _encode(job: Job, progress: Progress) -> dict[str, Any]:
-    from occcodec.encoder import EncodeOptions, encode
+    from occcodec.encoder.pipeline import EncodeOptions, encode
 
     res = encode(job.src, EncodeOptions(**job.params), progress)
     m = res.header["metrics"]

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from occcodec.arch import Arch
+from occcodec.format.arch import Arch
 
 Weights = list[tuple[np.ndarray, np.ndarray]]
 

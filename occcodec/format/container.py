@@ -8,7 +8,7 @@ Layout, all integers little-endian::
     trailer    u32 CRC-32 (zlib / ISO-HDLC) of every byte before it
 
 Version 1 defines two sections, in this order: ``HEAD`` (a msgpack map, see
-:mod:`occcodec.header`) and ``WGTS`` (the quantized weights as one zstd frame). Flag bit 0
+:mod:`occcodec.format.header`) and ``WGTS`` (the quantized weights as one zstd frame). Flag bit 0
 marks a section *required*: a reader that does not know a required section's tag must
 refuse the file; unknown optional sections are skipped. New sections (a coded residual for
 lossless mode, a coarse level of a hierarchy) can thus be added in a minor version without

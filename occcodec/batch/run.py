@@ -11,7 +11,7 @@ How a batch runs
    this run's encode options is up to date and skipped. An unreadable one, or one made from
    another input or other options, is re-encoded and replaced. ``--force`` re-encodes all.
    Failed inputs have no ``.occ``, so every rerun retries them.
-3. **Run.** Each shape is encoded in a fresh worker (see :mod:`occcodec.engines`) by
+3. **Run.** Each shape is encoded in a fresh worker (see :mod:`occcodec.batch.workers`) by
    :func:`occcodec.encoder.encode`, the code of ``occcodec encode``. Only this process
    writes into OUT_DIR, each ``.occ`` atomically (temporary file, then rename).
 4. **Record.** ``OUT_DIR/manifest.jsonl`` holds one JSON record per input, sorted by path.
@@ -38,10 +38,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from occcodec.batchplan import (MANIFEST, Item, check_existing, classify, new_record, plan,
+from occcodec.batch.plan import (MANIFEST, Item, check_existing, classify, new_record, plan,
                                 read_manifest, remove_temporaries, write_manifest)
-from occcodec.batchview import BatchView
-from occcodec.engines import Engine, Event, InlineEngine, Job, LocalEngine
+from occcodec.batch.view import BatchView
+from occcodec.batch.workers import Engine, Event, InlineEngine, Job, LocalEngine
 from occcodec.errors import InputError, OccError, OutputError, UsageError
 
 #: Memory one encoding worker needs (TensorFlow alone takes ~0.7 GiB): caps the default --jobs.
@@ -128,7 +128,7 @@ def run_jobs(engine: Engine, jobs: list[Job], view: BatchView,
 def make_engine(name: str, jobs: int, threads: int, address: str | None,
                 jobs_given: bool, log_dir: str) -> Engine:
     if name == "ray":
-        from occcodec.engines import RayEngine
+        from occcodec.batch.workers import RayEngine
 
         return RayEngine(address, threads, jobs if jobs_given else None, WORKER_ENV)
     if address:
@@ -249,7 +249,7 @@ def encode_tree(in_dir: Path, out_dir: Path, options: Any, *, jobs: int, threads
     KeyboardInterrupt
         After stopping the workers and saving the manifest; the next run resumes.
     """
-    from occcodec.inputs import SUPPORTED_EXTENSIONS
+    from occcodec.shapes.inputs import SUPPORTED_EXTENSIONS
 
     t0 = time.perf_counter()
     record = options.resolved().record()
@@ -350,10 +350,10 @@ def prepare_dirs(in_dir: str, out_dir: str) -> tuple[Path, Path]:
 
 def cmd_batch(args: argparse.Namespace) -> int:
     """``occcodec batch``: exit 0 when nothing failed, 1 otherwise (130 on Ctrl-C)."""
-    from occcodec.encoder import EncodeOptions, default_threads
+    from occcodec.encoder.pipeline import EncodeOptions, default_threads
 
     if args.engine == "ray":
-        from occcodec.engines import import_ray
+        from occcodec.batch.workers import import_ray
 
         import_ray()  # fail in one line, before any work, when the extra is missing
     elif args.address:

@@ -13,12 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from occcodec import __version__, container, network
-from occcodec.arch import Arch, parse_arch
+from occcodec import __version__
+from occcodec.format import container
+from occcodec.format import network
+from occcodec.format.arch import Arch, parse_arch
 from occcodec.errors import UsageError
-from occcodec.header import build_header
+from occcodec.format.header import build_header
 from occcodec.progress import Progress
-from occcodec.quant import SCHEMES, dequantize, quantize
+from occcodec.format.quant import SCHEMES, dequantize, quantize
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,7 @@ def encode(path: str | os.PathLike[str], options: EncodeOptions,
     InputError, UsageError
         On an unusable input or option.
     """
-    from occcodec.inputs import load_shape, sha256_file
+    from occcodec.shapes.inputs import load_shape, sha256_file
 
     progress = progress or Progress()
     opts = options.resolved()
@@ -150,9 +152,9 @@ def encode(path: str | os.PathLike[str], options: EncodeOptions,
         progress.note(shape.fill_note)
     progress.advance(f"{'x'.join(map(str, grid.shape))}, {int(grid.sum())} occupied")
 
-    from occcodec import search as nas
-    from occcodec import train as tr
-    from occcodec.sampling import make_samples
+    from occcodec.encoder import search as nas
+    from occcodec.encoder import train as tr
+    from occcodec.encoder.sampling import make_samples
 
     device = tr.configure(opts.threads)
     progress.note(f"training on {device} with {opts.threads} thread(s)")

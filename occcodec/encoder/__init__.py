@@ -1,0 +1,1 @@
+"""The encoder: presets, sampling, architecture search and training (TensorFlow lives here)."""
