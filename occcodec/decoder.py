@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -151,3 +152,22 @@ def write_output(coded: Coded, path: str | os.PathLike[str], resolution: int | N
     with atomic_output(path, force) as tmp:
         mesh.export(tmp, file_type=ext[1:])
     return {"vertices": len(verts), "faces": len(faces)}
+
+
+def info_record(coded: Coded, path: str | None = None) -> dict[str, Any]:
+    """What ``occcodec info --json`` prints: format version, sizes, network and the header
+    as stored (byte strings shown as hex). Never evaluates the network."""
+    raw = dict(coded.header.raw)
+    src = raw.get("source")
+    if isinstance(src, dict) and isinstance(src.get("sha256"), bytes):
+        raw["source"] = {**src, "sha256": src["sha256"].hex()}
+    return {
+        "file": path,
+        "format": f"{coded.file.version[0]}.{coded.file.version[1]}",
+        "bytes": coded.file.total_bytes,
+        "sections": coded.file.sections,
+        "skipped_sections": coded.file.skipped,
+        "arch": str(coded.header.arch),
+        "params": coded.header.arch.params,
+        "header": raw,
+    }

@@ -15,7 +15,7 @@ from conftest import run_cli
 import trimesh
 from PIL import Image
 
-from occcodec.cli.render import caption, guess_up
+from occcodec.tools.pictures import caption, guess_up
 
 run = run_cli
 
@@ -86,7 +86,7 @@ def test_compare_shows_both_with_iou_and_sizes(capsys: pytest.CaptureFixture[str
 def test_compare_with_another_mesh_falls_back_to_the_recorded_iou(tmp_path: Path,
                                                                   coded: Path) -> None:
     from occcodec import decoder
-    from occcodec.cli.render import render_file
+    from occcodec.tools.pictures import render_file
 
     other = tmp_path / "ball.ply"
     trimesh.creation.icosphere(subdivisions=2).export(other)

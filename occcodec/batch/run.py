@@ -25,7 +25,6 @@ equal those of ``occcodec encode`` with the same options.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -49,9 +48,8 @@ WORKER_BYTES = 3 << 29
 #: Environment of every worker: quiet TensorFlow; let several workers share one GPU.
 WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
 
-__all__ = ["MANIFEST", "add_batch_parser", "add_decode_dir_options", "check_existing",
-           "cmd_batch", "cmd_decode_directory", "decode_directory", "encode_tree", "plan",
-           "resolve_jobs"]
+__all__ = ["MANIFEST", "available_memory", "check_existing", "decode_directory",
+           "encode_tree", "plan", "prepare_dirs", "print_summary", "resolve_jobs"]
 
 
 def resolve_jobs(jobs: int | None, threads: int, cores: int, memory: int | None) -> tuple[int, int]:
@@ -297,42 +295,6 @@ def encode_tree(in_dir: Path, out_dir: Path, options: Any, *, jobs: int, threads
     return mine, summary
 
 
-# ------------------------------------------------------------------------------- CLI
-
-
-def add_batch_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``batch`` subcommand to ``occcodec``'s subparsers."""
-    from occcodec.cli import add_encode_options
-
-    p = subparsers.add_parser(
-        "batch", help="compress every shape under a directory (resumable)",
-        description="Encode every mesh or voxel file under IN_DIR into OUT_DIR, mirroring "
-                    "the tree. Reruns skip shapes whose .occ is up to date and retry failed ones.")
-    p.add_argument("input", metavar="IN_DIR", help="directory to walk (recursively)")
-    p.add_argument("-o", "--output", metavar="OUT_DIR", required=True,
-                   help="output directory (created); gets the .occ files and manifest.jsonl")
-    p.add_argument("-j", "--jobs", type=_positive("jobs"), metavar="N",
-                   help="shapes encoded at once (default: half the cores, as memory allows); "
-                        "each gets cores/N TensorFlow threads unless --threads is given")
-    p.add_argument("--engine", choices=["local", "ray"], default="local",
-                   help="local worker processes (default) or tasks on a Ray cluster")
-    p.add_argument("--address", metavar="ADDR",
-                   help="Ray cluster address (default: RAY_ADDRESS, a running local cluster, "
-                        "or a new local one)")
-    p.add_argument("--force", action="store_true", help="re-encode shapes that are up to date")
-    p.add_argument("--json", action="store_true",
-                   help="print the summary and records as JSON on stdout")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
-    add_encode_options(p)
-    return p
-
-
-def _positive(what: str) -> Any:
-    from occcodec.cli import int_in  # not at import: cli imports this module
-
-    return int_in(1, 1024, what)
-
-
 def prepare_dirs(in_dir: str, out_dir: str) -> tuple[Path, Path]:
     src, dst = Path(in_dir), Path(out_dir)
     if not src.exists():
@@ -346,57 +308,6 @@ def prepare_dirs(in_dir: str, out_dir: str) -> tuple[Path, Path]:
     except OSError as exc:
         raise OutputError(f"cannot create {out_dir!r}: {exc.strerror or exc}") from None
     return src, dst
-
-
-def cmd_batch(args: argparse.Namespace) -> int:
-    """``occcodec batch``: exit 0 when nothing failed, 1 otherwise (130 on Ctrl-C)."""
-    from occcodec.encoder.pipeline import EncodeOptions, default_threads
-
-    if args.engine == "ray":
-        from occcodec.batch.workers import import_ray
-
-        import_ray()  # fail in one line, before any work, when the extra is missing
-    elif args.address:
-        raise UsageError("--address needs --engine ray")
-    cores, memory = default_threads(), available_memory()
-    jobs, threads = resolve_jobs(args.jobs, args.threads, cores, memory)
-    note = "" if args.jobs or args.engine == "ray" else (
-        f"; default --jobs for {cores} core(s)"
-        + (f" and {memory / 2**30:.0f} GiB free" if memory else ""))
-    opts = EncodeOptions(args.preset, args.resolution, args.fill, args.quant, args.seed,
-                         threads, args.arch, args.max_params).resolved()  # bad options: now
-    src, dst = prepare_dirs(args.input, args.output)
-    records, summary = encode_tree(src, dst, opts, jobs=jobs, threads=threads,
-                                   engine=args.engine, address=args.address, force=args.force,
-                                   quiet=args.quiet,
-                                   jobs_given=args.jobs is not None, jobs_note=note)
-    failures = [r for r in records if r["status"] == "failed"]
-    if args.json:
-        print(json.dumps({"summary": summary, "records": records}, indent=2))
-    else:
-        print_summary(summary, failures, f"occcodec batch {src} -> {dst}")
-    return 1 if failures else 0
-
-
-# ---------------------------------------------------------------------------- decode
-
-
-def add_decode_dir_options(p: argparse.ArgumentParser) -> None:
-    """Options of ``occcodec decode`` for a directory input."""
-    g = p.add_argument_group("directory input (decode every .occ under it into -o OUT_DIR)")
-    g.add_argument("--format", metavar="EXT",
-                   help="output format of every file: ply (default), obj, stl, off, glb, npz, "
-                        "binvox")
-    g.add_argument("-j", "--jobs", type=_positive("jobs"), default=1, metavar="N",
-                   help="files decoded at once in worker processes (default 1: in this one)")
-    g.add_argument("-q", "--quiet", action="store_true", help="no progress display")
-
-
-def cmd_decode_directory(args: argparse.Namespace) -> int:
-    """``occcodec decode IN_DIR -o OUT_DIR [--format EXT]``."""
-    return decode_directory(args.input, args.output, args.format or "ply", args.resolution,
-                            args.force, jobs=args.jobs, quiet=args.quiet, as_json=args.json)
-
 
 
 def decode_directory(in_dir: str, out_dir: str, fmt: str, resolution: int | None = None,

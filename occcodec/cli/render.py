@@ -1,169 +1,21 @@
-"""``occcodec render``: a PNG of a ``.occ`` file (decoded to a mesh) or of a mesh, headless.
-
-The pictures come from :mod:`occcodec.tools.render`'s numpy rasteriser: no GPU, no display.
-``--compare MESH`` puts the original mesh and the decoded ``.occ`` side by side under one
-camera, with the IoU and both file sizes in the caption.
-"""
+"""``occcodec render IN -o OUT.png``: a picture of a ``.occ`` file or a mesh, headless."""
 
 from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
-from occcodec.errors import UsageError
+from occcodec.cli.options import int_range
 
-__all__ = ["add_render_parser", "cmd_render", "caption", "guess_up", "render_file"]
-
-#: Formats that are +y up by specification (glTF). OBJ files are not listed: they come
-#: both ways (Blender and ShapeNet exports are y-up, CAD and 3D-printing ones z-up).
-Y_UP_EXTENSIONS = (".glb", ".gltf")
+PIXELS = int_range(1, 16384, "pixels")
 
 
-def guess_up(path: str | Path | None) -> str:
-    """``"y"`` for glTF files (y-up by specification), ``"z"`` otherwise (``--up auto``)."""
-    return "y" if path is not None and Path(path).suffix.lower() in Y_UP_EXTENSIONS else "z"
-
-
-def _is_occ(path: str | Path) -> bool:
-    return Path(path).suffix.lower() == ".occ"
-
-
-def _decoded_mesh(coded: Any, resolution: int | None) -> Any:
-    import trimesh
-
-    from occcodec import decoder
-
-    verts, faces = decoder.mesh_arrays(coded, resolution)
-    return trimesh.Trimesh(verts, faces, process=False)
-
-
-def _load_mesh(path: str | Path) -> Any:
-    """A mesh file as loaded for encoding, or a voxel file as the marching-cubes surface of
-    its grid (in the grid's own frame, the one the encoder records for voxel inputs)."""
-    from occcodec.tools.evaluate import grid_mesh
-    from occcodec.shapes.gridio import VOXEL_EXTENSIONS
-    from occcodec.shapes.inputs import load_mesh, load_shape
-
-    if Path(path).suffix.lower() in VOXEL_EXTENSIONS:
-        shape = load_shape(path)
-        return grid_mesh(shape.occupancy, shape.center, shape.scale)
-    return load_mesh(path)
-
-
-def _iou(coded: Any, reference: Path) -> tuple[float | None, str]:
-    """IoU of the decoded grid against ``reference`` voxelized as at encode time, or the
-    IoU the encoder recorded when the reference is not the encoded shape."""
-    from occcodec import decoder
-    from occcodec.errors import InputError
-    from occcodec.tools.evaluate import load_reference
-    from occcodec.tools.metrics import confusion
-
-    try:
-        ref = load_reference(reference, coded.header)
-    except InputError:
-        recorded = coded.header.metrics.get("iou")
-        if isinstance(recorded, (int, float)):
-            return float(recorded), "IoU at encode"
-        return None, ""
-    return float(confusion(ref.grid, decoder.voxels(coded))["iou"]), "IoU"
-
-
-def caption(iou: float | None, iou_label: str, original: Path, coded: Path, params: int) -> str:
-    """``IoU 99.12 %  |  cow.obj 180,177 B  ->  cow.occ 2,345 B (77x smaller), 1,689 params``."""
-    ob, cb = original.stat().st_size, coded.stat().st_size
-    parts = []
-    if iou is not None:
-        parts.append(f"{iou_label} {iou * 100:.2f} %")
-    ratio = f"{ob / cb:.0f}x smaller" if ob >= cb else f"{cb / ob:.1f}x larger"
-    parts.append(f"{original.name} {ob:,} B  ->  {coded.name} {cb:,} B ({ratio}), "
-                 f"{params:,} params")
-    return "   |   ".join(parts)
-
-
-def render_file(input_path: str | Path, output: str | Path, *, view: str = "iso",
-                up: str = "auto", width: int | None = None, height: int | None = None,
-                compare: str | Path | None = None, resolution: int | None = None,
-                force: bool = False) -> dict[str, Any]:
-    """Render ``input_path`` (a ``.occ`` or a mesh) to the PNG ``output``.
-
-    With ``compare``, ``input_path`` must be a ``.occ``: the picture shows ``compare``
-    (the original mesh) on the left and the decoded shape on the right. Default sizes:
-    800x600, or 1600x700 for a comparison. ``up="auto"`` takes the up axis from the mesh
-    file's format (y for glTF, z otherwise).
-
-    Returns
-    -------
-    dict
-        ``output``, ``width``, ``height``, ``view``, ``up`` and, for a comparison, ``iou``
-        and ``caption``.
-
-    Raises
-    ------
-    UsageError
-        On a bad view, up axis, size, or ``compare`` without a ``.occ`` input.
-    InputError, FormatError
-        On an unreadable input.
-    OutputError
-        If ``output`` exists without ``force`` (checked before any work).
-    """
-    from occcodec import decoder
-    from occcodec.fsutil import check_output_path
-    from occcodec.tools.render import render_compare, render_mesh, save_png
-
-    if Path(output).suffix.lower() != ".png":
-        raise UsageError(f"output {str(output)!r} must end in .png")
-    check_output_path(output, force)
-    if resolution is not None and not _is_occ(input_path):
-        raise UsageError("--resolution applies to a .occ input only")
-    source = compare if compare is not None else (None if _is_occ(input_path) else input_path)
-    if up == "auto":
-        up = guess_up(source)
-    record: dict[str, Any] = {"output": str(output), "view": view, "up": up}
-    if compare is not None:
-        if not _is_occ(input_path):
-            raise UsageError("--compare needs a .occ INPUT (the decoded side of the picture)")
-        w, h = width or 1600, height or 700
-        coded = decoder.read(input_path)
-        original = _load_mesh(compare)
-        iou, label = _iou(coded, Path(compare))
-        text = caption(iou, label, Path(compare), Path(input_path), coded.header.arch.params)
-        img = render_compare(original, _decoded_mesh(coded, resolution),
-                             labels=(f"original: {Path(compare).name}",
-                                     f"decoded: {Path(input_path).name}"),
-                             caption=text, width=w, height=h, view=view, up=up)
-        record.update(iou=iou, caption=text)
-    else:
-        w, h = width or 800, height or 600
-        if _is_occ(input_path):
-            mesh = _decoded_mesh(decoder.read(input_path), resolution)
-        else:
-            mesh = _load_mesh(input_path)
-        img = render_mesh(mesh, w, h, view, up=up)
-    save_png(output, img, force=force)
-    record.update(width=w, height=h)
-    return record
-
-
-# ---------------------------------------------------------------------------------- CLI
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if not 1 <= value <= 16384:
-        raise argparse.ArgumentTypeError(f"{value} is outside 1..16384")
-    return value
-
-
-def add_render_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``render`` to the CLI's subparsers and return its parser."""
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Add ``render`` to the subparsers."""
     from occcodec.tools.render import UP_AXES, VIEWS
 
-    p = subparsers.add_parser(
+    p = sub.add_parser(
         "render", help="draw a .occ file (decoded) or a mesh to a PNG, headless",
         description="A shaded picture from a software rasteriser (no GPU, no display). "
                     "--compare MESH shows the original and the decoded .occ side by side.")
@@ -173,20 +25,22 @@ def add_render_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--up", choices=["auto", *UP_AXES], default="auto",
                    help="the shape's up axis (default auto: y for glTF, else z; many OBJ "
                         "files need --up y)")
-    p.add_argument("--width", type=_positive, help="pixels (default 800, 1600 with --compare)")
-    p.add_argument("--height", type=_positive, help="pixels (default 600, 700 with --compare)")
+    p.add_argument("--width", type=PIXELS, help="pixels (default 800, 1600 with --compare)")
+    p.add_argument("--height", type=PIXELS, help="pixels (default 600, 700 with --compare)")
     p.add_argument("--compare", metavar="MESH",
                    help="render this original (mesh or voxel grid) beside the decoded .occ, "
                         "with IoU and sizes")
-    p.add_argument("--resolution", type=_positive, metavar="R",
+    p.add_argument("--resolution", type=int_range(16, 1024, "resolution"), metavar="R",
                    help="decode the .occ at this resolution (longest axis; default: as encoded)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     return p
 
 
-def cmd_render(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run ``occcodec render``."""
+    from occcodec.tools.pictures import render_file
+
     rec = render_file(args.input, args.output, view=args.view, up=args.up, width=args.width,
                       height=args.height, compare=args.compare, resolution=args.resolution,
                       force=args.force)

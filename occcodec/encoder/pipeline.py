@@ -20,6 +20,7 @@ from occcodec.format.arch import Arch, parse_arch
 from occcodec.errors import UsageError
 from occcodec.format.header import build_header
 from occcodec.progress import Progress
+from occcodec.shapes.inputs import Shape
 from occcodec.format.quant import SCHEMES, dequantize, quantize
 
 
@@ -143,10 +144,28 @@ def encode(path: str | os.PathLike[str], options: EncodeOptions,
 
     progress = progress or Progress()
     opts = options.resolved()
-    preset = PRESETS[opts.preset]
     t0 = time.perf_counter()
     progress.stage("voxelize")
     shape = load_shape(path, resolution=opts.resolution, fill=opts.fill)
+    return encode_shape(shape, bytes.fromhex(sha256_file(path)), opts, progress, t0)
+
+
+def encode_shape(shape: Shape, source_sha256: bytes, options: EncodeOptions,
+                 progress: Progress | None = None, started: float | None = None) -> EncodeResult:
+    """Compress a loaded :class:`~occcodec.shapes.inputs.Shape` into ``.occ`` bytes.
+
+    ``source_sha256`` is recorded in the header (the input file's SHA-256, or a digest of an
+    in-memory mesh or grid) so that ``batch`` can tell whether a file is up to date.
+
+    Raises
+    ------
+    UsageError
+        On a bad option, or when no searched network fits ``--max-params``.
+    """
+    progress = progress or Progress()
+    opts = options.resolved()
+    preset = PRESETS[opts.preset]
+    t0 = time.perf_counter() if started is None else started
     grid = np.asarray(shape.occupancy, dtype=bool)
     if shape.fill_note:
         progress.note(shape.fill_note)
@@ -216,7 +235,7 @@ def encode(path: str | os.PathLike[str], options: EncodeOptions,
     header = build_header(
         encoder=f"occcodec {__version__}", arch=arch, grid=grid.shape, center=shape.center,
         scale=shape.scale, fill=shape.fill, quant=opts.quant, raw_bytes=len(raw),
-        source_kind=shape.source_kind, source_sha256=bytes.fromhex(sha256_file(path)),
+        source_kind=shape.source_kind, source_sha256=source_sha256,
         options=opts.record(), metrics=metrics)
     data = container.pack(header, raw)
     return EncodeResult(data, header, arch, device, time.perf_counter() - t0, shape.fill_note,

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     import trimesh
 
 __all__ = [
+    "check_encode_settings",
+    "shape_from_grid",
+    "shape_from_mesh",
     "MESH_EXTENSIONS",
     "VOXEL_EXTENSIONS",
     "SUPPORTED_EXTENSIONS",
@@ -186,30 +189,52 @@ def load_shape(path: str | os.PathLike[str], resolution: int = 128, fill: str = 
         As :func:`load_mesh`, :func:`occcodec.shapes.gridio.read_voxels` and
         :func:`occcodec.shapes.voxelize.voxelize`.
     """
+    check_encode_settings(resolution, fill)
+    p = check_input_file(path)
+    if _extension(p) in VOXEL_EXTENSIONS:
+        return shape_from_grid(read_voxels(p))
+    try:
+        return shape_from_mesh(load_mesh(p), int(resolution), fill)
+    except InputError as exc:
+        raise InputError(f"input {str(p)!r}: {exc}") from exc
+
+
+def check_encode_settings(resolution: int, fill: str) -> None:
+    """Refuse a resolution outside ``MIN_DIM..MAX_DIM`` or an unknown fill (UsageError)."""
     if not isinstance(resolution, (int, np.integer)) or isinstance(resolution, bool):
         raise UsageError(f"resolution {resolution!r} is not an integer")
     if not MIN_DIM <= resolution <= MAX_DIM:
         raise UsageError(f"resolution {resolution} is outside {MIN_DIM}..{MAX_DIM}")
     if fill not in FILL_MODES:
         raise UsageError(f"fill {fill!r} is not one of {', '.join(FILL_MODES)}")
-    p = check_input_file(path)
-    if _extension(p) in VOXEL_EXTENSIONS:
-        grid = read_voxels(p)
-        nx, ny, nz = grid.shape
-        return Shape(
-            occupancy=grid,
-            center=(nx / 2.0, ny / 2.0, nz / 2.0),
-            scale=max(grid.shape) / 2.0,
-            fill="given",
-            source_kind="voxels",
-            mesh=None,
-            fill_note="voxel input used as given",
-        )
-    mesh = load_mesh(p)
-    try:
-        grid, center, scale, fill_used, note = voxelize(mesh, int(resolution), fill)
-    except InputError as exc:
-        raise InputError(f"input {str(p)!r}: {exc}") from exc
+
+
+def shape_from_grid(grid: np.ndarray) -> Shape:
+    """A voxel grid used as given, in voxel index space (see :func:`load_shape`)."""
+    nx, ny, nz = grid.shape
+    return Shape(
+        occupancy=grid,
+        center=(nx / 2.0, ny / 2.0, nz / 2.0),
+        scale=max(grid.shape) / 2.0,
+        fill="given",
+        source_kind="voxels",
+        mesh=None,
+        fill_note="voxel input used as given",
+    )
+
+
+def shape_from_mesh(mesh: "trimesh.Trimesh", resolution: int = 128, fill: str = "auto") -> Shape:
+    """Voxelize a loaded mesh (world coordinates) on a ``resolution^3`` grid with ``fill``.
+
+    Raises
+    ------
+    UsageError
+        On a bad resolution or fill.
+    InputError
+        If the mesh cannot be voxelized (empty, flat, non-finite).
+    """
+    check_encode_settings(resolution, fill)
+    grid, center, scale, fill_used, note = voxelize(mesh, int(resolution), fill)
     return Shape(
         occupancy=grid,
         center=center,

@@ -1,0 +1,234 @@
+"""The Python API: :func:`encode` a shape to ``.occ`` bytes, :func:`decode` them to a shape.
+
+>>> import occcodec
+>>> data = occcodec.encode("part.stl", preset="fast", seed=0)   # doctest: +SKIP
+>>> shape = occcodec.decode(data)                                # doctest: +SKIP
+>>> shape.voxels().shape, shape.mesh().volume                    # doctest: +SKIP
+
+The command line is a thin layer over these two functions. Errors are the
+:class:`~occcodec.errors.OccError` family (``InputError``, ``UsageError``, ``FormatError``,
+...), each with a one-line message that says what to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from occcodec.errors import InputError, UsageError
+
+if TYPE_CHECKING:
+    import trimesh
+
+    from occcodec.decoder import Coded
+    from occcodec.encoder.pipeline import EncodeResult
+    from occcodec.format.header import Header
+    from occcodec.progress import Progress
+
+__all__ = ["DecodedShape", "decode", "encode", "encode_result"]
+
+PathLike = str | os.PathLike[str]
+
+
+def _digest_mesh(mesh: trimesh.Trimesh) -> bytes:
+    """SHA-256 of a mesh's vertex and face arrays (little-endian float64 / int64)."""
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(mesh.vertices, dtype="<f8").tobytes())
+    h.update(np.ascontiguousarray(mesh.faces, dtype="<i8").tobytes())
+    return h.digest()
+
+
+def _digest_grid(grid: np.ndarray) -> bytes:
+    """SHA-256 of a grid's shape (three little-endian u32) and its bits (C order, packed)."""
+    h = hashlib.sha256()
+    h.update(np.asarray(grid.shape, dtype="<u4").tobytes())
+    h.update(np.packbits(grid, axis=None).tobytes())
+    return h.digest()
+
+
+def _as_mesh(source: Any) -> trimesh.Trimesh | None:
+    """A ``trimesh.Trimesh`` (a ``Scene`` flattened in world space), or None if not a mesh."""
+    import trimesh
+
+    if isinstance(source, trimesh.Scene):
+        parts = [g for g in source.dump() if isinstance(g, trimesh.Trimesh) and len(g.faces)]
+        if not parts:
+            raise InputError("the trimesh.Scene holds no triangles: give a surface mesh")
+        source = trimesh.util.concatenate(parts)
+    if isinstance(source, trimesh.Trimesh):
+        v = np.asarray(source.vertices, dtype=np.float64)
+        f = np.asarray(source.faces, dtype=np.int64)
+        if len(f) == 0:
+            raise InputError("the trimesh.Trimesh has no faces: give a surface mesh")
+        if not np.isfinite(v).all():
+            raise InputError("the mesh has NaN or infinite vertex coordinates: repair it")
+        return trimesh.Trimesh(vertices=v, faces=f, process=True, validate=False)
+    return None
+
+
+def encode_result(source: PathLike | np.ndarray | Any, *, preset: str = "default",
+                  resolution: int = 128, fill: str = "auto", quant: str = "fp16",
+                  seed: int = 0, threads: int = 0, arch: str | None = None,
+                  max_params: int | None = None,
+                  progress: Progress | None = None) -> EncodeResult:
+    """As :func:`encode`, but returns the full :class:`~occcodec.encoder.pipeline.EncodeResult`
+    (the bytes, the header, the network, the device, the seconds and the search's candidates).
+    """
+    from occcodec.encoder.pipeline import EncodeOptions, encode, encode_shape
+    from occcodec.shapes import inputs
+
+    opts = EncodeOptions(preset=preset, resolution=resolution, fill=fill, quant=quant,
+                         seed=seed, threads=threads, arch=arch, max_params=max_params)
+    if isinstance(source, (str, os.PathLike)):
+        return encode(source, opts, progress)
+    if isinstance(source, np.ndarray):
+        from occcodec.shapes.gridio import validate_grid
+
+        grid = validate_grid(source, "the numpy grid")
+        return encode_shape(inputs.shape_from_grid(grid), _digest_grid(grid), opts, progress)
+    mesh = _as_mesh(source)
+    if mesh is None:
+        raise UsageError(f"cannot encode a {type(source).__name__}: give a file path, a "
+                         "trimesh.Trimesh or Scene, or a 3-D numpy array")
+    opts = opts.resolved()
+    shape = inputs.shape_from_mesh(mesh, opts.resolution, opts.fill)
+    return encode_shape(shape, _digest_mesh(mesh), opts, progress)
+
+
+def encode(source: PathLike | np.ndarray | Any, *, preset: str = "default",
+           resolution: int = 128, fill: str = "auto", quant: str = "fp16", seed: int = 0,
+           threads: int = 0, arch: str | None = None, max_params: int | None = None,
+           progress: Progress | None = None) -> bytes:
+    """Compress a shape into ``.occ`` bytes.
+
+    Parameters
+    ----------
+    source
+        A mesh or voxel file path (``.obj .stl .ply .off .glb .gltf .npz .binvox``); a
+        ``trimesh.Trimesh`` or ``trimesh.Scene`` (world coordinates, voxelized at
+        ``resolution`` with ``fill``); or a 3-D numpy array, used as given (nonzero =
+        occupied, 16..512 per axis).
+    preset, resolution, fill, quant, seed, threads, arch, max_params
+        As the ``occcodec encode`` options of the same names (see the README). The same
+        source, options, seed and thread count give the same bytes.
+    progress
+        An :class:`occcodec.progress.Progress` to report stages to (default: silent).
+
+    Returns
+    -------
+    bytes
+        The ``.occ`` file's contents (write them with any file API).
+
+    Raises
+    ------
+    InputError
+        The source cannot be read or holds no shape.
+    UsageError
+        An option is invalid.
+    """
+    return encode_result(source, preset=preset, resolution=resolution, fill=fill,
+                         quant=quant, seed=seed, threads=threads, arch=arch,
+                         max_params=max_params, progress=progress).data
+
+
+class DecodedShape:
+    """A decoded ``.occ`` file: the network, its frame, and what can be computed from them.
+
+    Coordinates are the input's world coordinates (the mesh's units; voxel index space for
+    voxel inputs). Nothing is evaluated until asked for.
+    """
+
+    def __init__(self, coded: Coded, source: str | None = None) -> None:
+        self._coded = coded
+        self._source = source
+
+    @property
+    def header(self) -> Header:
+        """The parsed header (grid, frame, fill, network, quantization, metrics, ...)."""
+        return self._coded.header
+
+    @property
+    def coded(self) -> Coded:
+        """The verified file: header, float weights and the container's bookkeeping."""
+        return self._coded
+
+    def info(self) -> dict[str, Any]:
+        """What ``occcodec info --json`` prints: format version, sizes, network, header."""
+        from occcodec.decoder import info_record
+
+        return info_record(self._coded, self._source)
+
+    def voxels(self, resolution: int | None = None) -> np.ndarray:
+        """The decoded occupancy grid (bool), at the encoded size or ``resolution`` on the
+        longest axis (16..1024)."""
+        from occcodec import decoder
+
+        return decoder.voxels(self._coded, resolution)
+
+    def mesh(self, resolution: int | None = None) -> trimesh.Trimesh:
+        """Marching cubes of the decoded field at P = 0.5, in world coordinates, outward
+        normals. Empty (no faces) when nothing is occupied."""
+        import trimesh
+
+        from occcodec import decoder
+
+        verts, faces = decoder.mesh_arrays(self._coded, resolution)
+        return trimesh.Trimesh(verts, faces, process=False)
+
+    def _logits(self, points: Any) -> np.ndarray:
+        from occcodec.format import network
+
+        p = np.asarray(points, dtype=np.float64)
+        if p.ndim != 2 or p.shape[1] != 3:
+            raise UsageError(f"points must be an (N, 3) array, got shape {p.shape}")
+        if not np.isfinite(p).all():
+            raise UsageError("points must be finite")
+        h = self.header
+        normalised = (p - np.asarray(h.center, dtype=np.float64)) / h.scale
+        out = np.empty(len(p), dtype=np.float32)
+        step = network.CHUNK_POINTS
+        for i in range(0, len(p), step):
+            out[i:i + step] = network.logits(h.arch, self._coded.weights, normalised[i:i + step])
+        return out
+
+    def probability(self, points: Any) -> np.ndarray:
+        """P(occupied) at (N, 3) world points, float32, without decoding a grid."""
+        z = self._logits(points)
+        with np.errstate(over="ignore"):
+            return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+
+    def occupancy(self, points: Any) -> np.ndarray:
+        """Occupied (P > 0.5) at (N, 3) world points, bool, without decoding a grid.
+
+        At voxel centres this agrees with :meth:`voxels` except where the logit is within a
+        float32 rounding of 0 (the grid path sums the first layer in another order).
+        """
+        return self._logits(points) > 0.0
+
+    def __repr__(self) -> str:
+        h = self.header
+        return (f"DecodedShape({h.arch}, grid {'x'.join(map(str, h.grid))}, "
+                f"{h.arch.params} params, {h.quant})")
+
+
+def decode(data: bytes | bytearray | memoryview | PathLike) -> DecodedShape:
+    """Read ``.occ`` bytes, or a ``.occ`` file path, into a :class:`DecodedShape`.
+
+    Raises
+    ------
+    InputError
+        The path cannot be read.
+    FormatError
+        The bytes are not a valid ``.occ`` file (the message says what is wrong).
+    """
+    from occcodec import decoder
+
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return DecodedShape(decoder.load(bytes(data)))
+    if isinstance(data, (str, os.PathLike)):
+        return DecodedShape(decoder.read(data), str(Path(data)))
+    raise UsageError(f"cannot decode a {type(data).__name__}: give bytes or a file path")

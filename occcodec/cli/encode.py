@@ -1,0 +1,50 @@
+"""``occcodec encode INPUT [-o OUT.occ]``: one shape into one ``.occ`` file."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from occcodec.cli.options import add_encode_options, emit, encode_kwargs
+from occcodec.errors import UsageError
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Add ``encode`` to the subparsers."""
+    p = sub.add_parser("encode", help="compress one mesh or voxel grid into a .occ file")
+    p.add_argument("input", help="mesh (.obj .stl .ply .off .glb .gltf) or voxels (.npz .binvox)")
+    p.add_argument("-o", "--output", help="output .occ (default: the input's name with .occ)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    add_encode_options(p)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Encode, then write the file atomically."""
+    from occcodec.api import encode_result
+    from occcodec.fsutil import atomic_write_bytes, check_output_path
+    from occcodec.progress import RichProgress
+
+    out = Path(args.output) if args.output else Path(args.input).with_suffix(".occ")
+    if out.suffix.lower() != ".occ":
+        raise UsageError(f"output {str(out)!r} must end in .occ")
+    check_output_path(out, args.force)  # fail before minutes of training, not after
+    progress = RichProgress(quiet=args.quiet)
+    try:
+        res = encode_result(args.input, progress=progress, **encode_kwargs(args))
+    finally:
+        progress.close()
+    atomic_write_bytes(out, res.data, force=args.force)
+    m = res.header["metrics"]
+    record = {"output": str(out), "bytes": len(res.data), "arch": str(res.arch),
+              "params": m["params"], "iou": m["iou"], "accuracy": m["accuracy"],
+              "seconds": round(res.seconds, 2), "device": res.device,
+              "fill": res.header["fill"], "quant": res.header["quant"],
+              "candidates": res.candidates}
+    emit(args.json, record, f"wrote {out}: {len(res.data):,} bytes, {res.arch} "
+         f"({m['params']:,} params), IoU {m['iou'] * 100:.2f} %, {res.seconds:.1f} s on "
+         f"{res.device}")
+    return 0

@@ -1,0 +1,90 @@
+"""``occcodec``'s entry point: ``main(argv)`` parses, dispatches and maps errors to exit codes.
+
+Results go to stdout (``--json`` for machines); progress and notes go to stderr. Any
+:class:`~occcodec.errors.OccError` becomes one line on stderr and a non-zero exit code; a
+traceback is shown only with ``--debug`` (before or after the command name).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from types import ModuleType
+from typing import NoReturn
+
+from occcodec import __version__
+from occcodec.cli import batch, bench, decode, encode, eval, info, render
+from occcodec.errors import OccError, UsageError
+
+__all__ = ["EXIT_INTERNAL", "EXIT_INTERRUPTED", "COMMANDS", "build_parser", "main"]
+
+EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 70
+
+#: One module per subcommand, each with ``add_parser(subparsers)`` and ``run(args) -> int``.
+#: The modules import their heavy dependencies (TensorFlow, trimesh, matplotlib) inside
+#: ``run``, so ``occcodec --help`` and decoding stay light.
+COMMANDS: dict[str, ModuleType] = {
+    "encode": encode,
+    "decode": decode,
+    "info": info,
+    "batch": batch,
+    "eval": eval,
+    "bench": bench,
+    "render": render,
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad command line as one UsageError line."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line: global options and one subparser per command."""
+    parser = _Parser(prog="occcodec", description=(
+        "Neural shape compression: a shape becomes a tiny occupancy network found by "
+        "architecture search, stored in a small .occ file."))
+    parser.add_argument("--version", action="version", version=f"occcodec {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for module in COMMANDS.values():
+        p = module.add_parser(sub)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show tracebacks on errors")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 success, non-zero on any error)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            build_parser().print_help(sys.stderr)
+            return 2
+        return int(COMMANDS[args.command].run(args))
+    except OccError as exc:
+        if debug:
+            raise
+        print(f"occcodec: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("occcodec: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except MemoryError:
+        if debug:
+            raise
+        print("occcodec: error: out of memory: try a lower --resolution", file=sys.stderr)
+        return 1
+    except Exception as exc:  # the last line of defence: one line, not a traceback
+        if debug:
+            raise
+        print(f"occcodec: internal error: {type(exc).__name__}: {exc} "
+              "(rerun with --debug for the traceback and report it)", file=sys.stderr)
+        return EXIT_INTERNAL

@@ -1,0 +1,93 @@
+"""What every subcommand shares: the one integer-range parser, the encode options, output.
+
+Only :mod:`occcodec.cli` parses arguments; the library below it takes typed values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+__all__ = ["add_encode_options", "emit", "encode_kwargs", "encode_options", "int_range",
+           "print_table"]
+
+
+def int_range(lo: int, hi: int | None = None, what: str = "value") -> Callable[[str], int]:
+    """An argparse ``type``: an integer in ``lo..hi`` (``hi=None``: no upper bound).
+
+    argparse turns the ``ArgumentTypeError`` into one usage line (exit 2).
+    """
+
+    def conv(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be an integer, got {text!r}") from None
+        if value < lo or (hi is not None and value > hi):
+            bound = f"{lo}..{hi}" if hi is not None else f"at least {lo}"
+            raise argparse.ArgumentTypeError(f"{what} {value} is outside {bound}")
+        return value
+
+    conv.__name__ = what  # argparse names the type in its messages
+    return conv
+
+
+def add_encode_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by ``encode``, ``batch`` and ``bench`` (one code path, the same bytes)."""
+    from occcodec.encoder.pipeline import PRESETS
+    from occcodec.format.quant import SCHEMES
+    from occcodec.shapes.voxelize import FILL_MODES
+
+    lo, hi = 16, 512
+    g = p.add_argument_group("encoding")
+    g.add_argument("--preset", choices=list(PRESETS), default="default",
+                   help="search budget: fast (previews), default, paper (the published method)")
+    g.add_argument("--resolution", type=int_range(lo, hi, "resolution"), default=128,
+                   metavar="R", help=f"voxel grid size for meshes, {lo}..{hi} (default 128)")
+    g.add_argument("--fill", choices=list(FILL_MODES), default="auto",
+                   help="solid fills closed surfaces; shell keeps surface voxels (default auto)")
+    g.add_argument("--quant", choices=list(SCHEMES), default="fp16",
+                   help="weight precision (default fp16)")
+    g.add_argument("--seed", type=int_range(0, 2**32 - 1, "seed"), default=0,
+                   help="random seed; same input + seed + threads = same file (default 0)")
+    g.add_argument("--threads", type=int_range(1, 1024, "threads"), default=0, metavar="N",
+                   help="TensorFlow CPU threads; results depend on it (default: one per core)")
+    g.add_argument("--arch", metavar="SPEC",
+                   help='skip the search and train this network, e.g. "pe4,24:swish,24:swish"')
+    g.add_argument("--max-params", type=int_range(20, 10**7, "max-params"), metavar="N",
+                   help="cap the searched networks' parameter count")
+
+
+def encode_kwargs(args: argparse.Namespace, threads: int | None = None) -> dict[str, Any]:
+    """The encode options of parsed arguments, by keyword (``threads`` overrides ``--threads``)."""
+    return {"preset": args.preset, "resolution": args.resolution, "fill": args.fill,
+            "quant": args.quant, "seed": args.seed,
+            "threads": args.threads if threads is None else threads,
+            "arch": args.arch, "max_params": args.max_params}
+
+
+def encode_options(args: argparse.Namespace, threads: int | None = None) -> Any:
+    """The :class:`~occcodec.encoder.pipeline.EncodeOptions` of parsed encode options."""
+    from occcodec.encoder.pipeline import EncodeOptions
+
+    return EncodeOptions(**encode_kwargs(args, threads))
+
+
+def emit(as_json: bool, record: Any, text: str) -> None:
+    """Print ``record`` as JSON (``--json``) or ``text`` for a person, on stdout."""
+    print(json.dumps(record, indent=2, default=str) if as_json else text)
+
+
+def print_table(title: str, rows: Iterable[tuple[str, str]]) -> None:
+    """A two-column key/value table on stdout (rich), the layout of info, eval and friends."""
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=title, show_header=False, title_justify="left")
+    t.add_column(style="bold")
+    t.add_column()
+    for k, v in rows:
+        t.add_row(k, v)
+    Console().print(t)
