@@ -14,7 +14,8 @@ from occcodec.format import network
 from occcodec.errors import FormatError, InputError, UsageError
 from occcodec.format.header import Header, parse_header
 from occcodec.format.network import Weights
-from occcodec.format.quant import dequantize
+from occcodec.format import limits
+from occcodec.format.quant import dequantize, raw_size
 
 MESH_OUTPUTS = (".ply", ".obj", ".stl", ".off", ".glb")
 VOXEL_OUTPUTS = (".npz", ".binvox")
@@ -30,16 +31,39 @@ class Coded:
 
 
 def read_bytes(path: str | os.PathLike[str]) -> bytes:
-    """Read an input file with the house's one-line errors."""
+    """Read a ``.occ`` file with the house's one-line errors.
+
+    Only regular files are read (a FIFO would block, ``/dev/zero`` never ends), and only up
+    to the ``file`` limit, checked on the size before reading.
+
+    Raises
+    ------
+    InputError
+        Missing, a directory or not a regular file, unreadable, or empty.
+    LimitError
+        Larger than the ``file`` limit.
+    """
+    import stat
+
     p = Path(path)
-    if not p.exists():
-        raise InputError(f"{str(p)!r} does not exist: check the path")
-    if p.is_dir():
-        raise InputError(f"{str(p)!r} is a directory: give a file")
     try:
-        data = p.read_bytes()
+        st = p.stat()
+    except FileNotFoundError:
+        raise InputError(f"{str(p)!r} does not exist: check the path") from None
     except OSError as exc:
         raise InputError(f"cannot read {str(p)!r}: {exc.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError(f"{str(p)!r} is a directory: give a file")
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"{str(p)!r} is not a regular file (a device, FIFO or socket): "
+                         "give a .occ file")
+    limits.check("file", st.st_size, f"reading {str(p)!r}")
+    try:
+        with open(p, "rb") as fh:
+            data = fh.read(limits.current().file + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read {str(p)!r}: {exc.strerror}") from None
+    limits.check("file", len(data), f"reading {str(p)!r}")  # it grew while we looked
     if not data:
         raise InputError(f"{str(p)!r} is empty")
     return data
@@ -53,8 +77,15 @@ def load(data: bytes) -> Coded:
     FormatError
         Anything wrong with the container, header or weights.
     """
-    occ = container.unpack(data)
-    header = parse_header(occ.header)
+    limits.check("file", len(data), "reading the .occ data")
+    parsed: list[Header] = []
+
+    def weights_size(raw: dict[str, Any]) -> int:
+        parsed.append(parse_header(raw))
+        return raw_size(parsed[0].arch, parsed[0].quant)
+
+    occ = container.unpack(data, weights_size)
+    header = parsed[0]
     try:
         weights = dequantize(occ.weights, header.arch, header.quant)
     except ValueError as exc:
@@ -70,13 +101,39 @@ def read(path: str | os.PathLike[str]) -> Coded:
         raise type(exc)(f"{path}: {exc}") from None
 
 
-def decode_shape(coded: Coded, resolution: int | None = None) -> tuple[int, int, int]:
-    """The grid shape to decode: the encoded one, or scaled to ``resolution`` on its long side."""
+#: Bytes per voxel a dense decode holds at once: float32 logits and the bool grid; for a
+#: mesh, the padded float32 field and marching cubes' own per-voxel work arrays besides.
+DENSE_VOXEL_BYTES = 5
+DENSE_MESH_BYTES = 13
+
+
+def decode_shape(coded: Coded, resolution: int | None = None,
+                 bytes_per_voxel: int = DENSE_VOXEL_BYTES) -> tuple[int, int, int]:
+    """The grid shape to decode: the encoded one, or scaled to ``resolution`` on its long side.
+
+    The decode's size, work (parameters x voxels) and memory are checked against
+    :mod:`occcodec.format.limits` here, before anything is allocated.
+
+    Raises
+    ------
+    UsageError
+        If ``resolution`` is outside 16..1024.
+    LimitError
+        If the grid, the work or the memory is above its limit.
+    """
     if resolution is None:
-        return coded.header.grid
-    if not 16 <= resolution <= 1024:
-        raise UsageError(f"decode resolution {resolution} is outside 16..1024")
-    return network.scaled_shape(coded.header.grid, resolution)
+        shape = coded.header.grid
+    else:
+        if not 16 <= resolution <= 1024:
+            raise UsageError(f"decode resolution {resolution} is outside 16..1024")
+        shape = network.scaled_shape(coded.header.grid, resolution)
+    label = f"decoding {'x'.join(map(str, shape))} voxels"
+    lower = "or decode at a lower --resolution"
+    limits.check("grid", max(shape), label, lower)
+    voxels = shape[0] * shape[1] * shape[2]
+    limits.check("work", voxels * coded.header.arch.params, label, lower)
+    limits.check("memory", voxels * bytes_per_voxel, label, lower)
+    return shape
 
 
 def voxels(coded: Coded, resolution: int | None = None) -> np.ndarray:
@@ -93,7 +150,7 @@ def mesh_arrays(coded: Coded, resolution: int | None = None) -> tuple[np.ndarray
     """
     from skimage import measure  # a decoder dependency, imported only when meshing
 
-    shape = decode_shape(coded, resolution)
+    shape = decode_shape(coded, resolution, DENSE_MESH_BYTES)
     z = network.logit_grid(coded.header.arch, coded.weights, shape)
     if not (z > 0).any():
         return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
@@ -113,7 +170,11 @@ def mesh_arrays(coded: Coded, resolution: int | None = None) -> tuple[np.ndarray
     ijk = verts - 1.0
     p = (ijk - (np.asarray(shape, dtype=np.float64) - 1.0) / 2.0) / (m / 2.0)
     h = coded.header
-    world = np.asarray(h.center) + h.scale * p
+    with np.errstate(over="ignore", invalid="ignore"):
+        world = np.asarray(h.center) + h.scale * p
+    if not np.isfinite(world).all():
+        raise FormatError("the header's centre and scale put vertices at infinity: "
+                          "the file is damaged")
     return world, faces.astype(np.int64)
 
 

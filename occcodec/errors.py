@@ -39,3 +39,13 @@ class FormatError(OccError):
 
 class VersionError(FormatError):
     """A .occ file was written by a newer major version of the format."""
+
+
+class LimitError(OccError):
+    """A file or request needs more work or memory than the configured limits allow.
+
+    Not a format error: the file may be valid. The message names the limit and the
+    ``--limit NAME=VALUE`` option that raises it.
+    """
+
+    exit_code = 5

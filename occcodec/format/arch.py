@@ -96,7 +96,8 @@ class Arch:
             levels = 0
         elif enc.get("type") == "posenc":
             levels = enc.get("levels")
-            if not isinstance(levels, int) or not 1 <= levels <= MAX_PE_LEVELS:
+            # type() and not isinstance(): msgpack true is a bool, and bool is an int in Python
+            if type(levels) is not int or not 1 <= levels <= MAX_PE_LEVELS:
                 raise ValueError(f"posenc levels {levels!r} not in 1..{MAX_PE_LEVELS}")
         else:
             raise ValueError(f"unknown input encoding {enc.get('type')!r}")
@@ -110,9 +111,9 @@ class Arch:
             if not isinstance(item, dict):
                 raise ValueError("arch layer is not a map")
             units, act = item.get("units"), item.get("activation")
-            if not isinstance(units, int) or not 1 <= units <= 4096:
+            if type(units) is not int or not 1 <= units <= 4096:
                 raise ValueError(f"layer units {units!r} out of range")
-            if act not in ACTIVATIONS:
+            if type(act) is not str or act not in ACTIVATIONS:
                 raise ValueError(f"unknown activation {act!r}")
             layers.append(Layer(units, act))
         return cls(tuple(layers), levels)

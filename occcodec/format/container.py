@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgpack
 import zstandard
 
 from occcodec.errors import FormatError, VersionError
+from occcodec.format import limits
 
 MAGIC = b"\x89OCC\r\n\x1a\n"
 MAJOR = 1
@@ -39,7 +42,8 @@ TAG_HEAD = b"HEAD"
 TAG_WEIGHTS = b"WGTS"
 KNOWN_TAGS = frozenset({TAG_HEAD, TAG_WEIGHTS})
 ZSTD_LEVEL = 19
-#: A header or weights section larger than this is refused before decompression.
+#: A header or weights section larger than this is refused before decompression (the
+#: ``file`` limit of :mod:`occcodec.format.limits` applies first, to the whole file).
 MAX_SECTION = 1 << 30
 
 
@@ -72,6 +76,12 @@ def pack(header: dict[str, object], weights: bytes) -> bytes:
     return data + TRAILER.pack(zlib.crc32(data) & 0xFFFFFFFF)
 
 
+def _tag_text(tag: bytes) -> str:
+    """A tag for messages: its ASCII text when printable, else its hex bytes."""
+    text = tag.decode("ascii", "replace")
+    return text if text.isprintable() and text.isascii() else "0x" + tag.hex()
+
+
 def _sections(data: bytes, count: int) -> list[tuple[bytes, int, bytes]]:
     pos, end, out = PREAMBLE.size, len(data) - TRAILER.size, []
     for index in range(count):
@@ -80,7 +90,8 @@ def _sections(data: bytes, count: int) -> list[tuple[bytes, int, bytes]]:
         tag, flags, length = SECTION.unpack_from(data, pos)
         pos += SECTION.size
         if length > end - pos:
-            raise FormatError(f"file is truncated (section {tag!r} needs {length} bytes)")
+            raise FormatError(f"file is truncated (section {_tag_text(tag)} needs {length:,} "
+                              "bytes)")
         out.append((tag, flags, data[pos : pos + length]))
         pos += length
     if pos != end:
@@ -88,8 +99,14 @@ def _sections(data: bytes, count: int) -> list[tuple[bytes, int, bytes]]:
     return out
 
 
-def unpack(data: bytes) -> OccFile:
+def unpack(data: bytes,
+           weights_size: Callable[[dict[str, Any]], int] | None = None) -> OccFile:
     """Parse and verify a container.
+
+    ``weights_size``, given the header map, returns the byte length the raw weights must
+    have (or raises ``FormatError``); the weights frame's declared content size is checked
+    against it *before* anything is decompressed, so a small file cannot make the reader
+    allocate more than its network needs.
 
     Raises
     ------
@@ -138,25 +155,47 @@ def unpack(data: bytes) -> OccFile:
     if head is None or wgts is None:
         raise FormatError("file lacks its HEAD or WGTS section")
     result.header = _read_header(head)
-    result.weights = _read_weights(wgts)
+    expected = weights_size(result.header) if weights_size is not None else None
+    result.weights = _read_weights(wgts, expected)
     return result
+
+
+def _no_repeated_keys(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+    """msgpack ``object_pairs_hook``: a map, refusing a repeated key (spec section 6)."""
+    out: dict[Any, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise FormatError(f"header repeats the key {key!r}: the file is damaged")
+        out[key] = value
+    return out
 
 
 def _read_header(payload: bytes) -> dict[str, object]:
     try:
-        header = msgpack.unpackb(payload, raw=False, strict_map_key=True)
+        header = msgpack.unpackb(payload, raw=False, strict_map_key=True,
+                                 object_pairs_hook=_no_repeated_keys)
+    except FormatError:
+        raise
+    except msgpack.ExtraData:
+        raise FormatError("header has bytes after its msgpack map: the file is damaged") from None
     except Exception as exc:  # msgpack raises several unrelated types
-        raise FormatError(f"header is not valid msgpack ({exc})") from None
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise FormatError(f"header is not valid msgpack ({why}): the file is damaged") from None
     if not isinstance(header, dict):
-        raise FormatError("header is not a msgpack map")
+        raise FormatError("header is not a msgpack map: the file is damaged")
     return header
 
 
-def _read_weights(payload: bytes) -> bytes:
+def _read_weights(payload: bytes, expected: int | None = None) -> bytes:
     try:
         params = zstandard.get_frame_parameters(payload)
-        if params.content_size > MAX_SECTION:  # also refuses a frame without a content size
+        size = params.content_size
+        if size > MAX_SECTION:  # also refuses a frame without a content size
             raise FormatError("weights section declares an implausible size")
+        if expected is not None and size != expected:
+            raise FormatError(f"weights declare {size:,} bytes, the network needs "
+                              f"{expected:,}: the file is damaged")
+        limits.check("memory", size, "decompressing the weights")
         # A decompression object, not decompress(): the latter silently ignores bytes after
         # the frame, which the format forbids (exactly one frame fills the section).
         dobj = zstandard.ZstdDecompressor().decompressobj()

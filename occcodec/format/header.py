@@ -27,8 +27,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from occcodec.format.arch import Arch
 from occcodec.errors import FormatError
+from occcodec.format import limits
+from occcodec.format.arch import Arch
 from occcodec.format.quant import SCHEMES
 
 FILLS = ("solid", "shell", "given")
@@ -79,7 +80,7 @@ def parse_header(raw: dict[str, Any]) -> Header:
         raise bad("arch", f"is invalid ({exc})") from None
     grid = raw.get("grid")
     if not (isinstance(grid, list) and len(grid) == 3
-            and all(isinstance(n, int) and 1 <= n <= 4096 for n in grid)):
+            and all(type(n) is int and 1 <= n <= 4096 for n in grid)):
         raise bad("grid", "is not 3 sizes in 1..4096")
     center = raw.get("center")
     if not (isinstance(center, list) and len(center) == 3 and all(_num(c) for c in center)):
@@ -91,8 +92,9 @@ def parse_header(raw: dict[str, Any]) -> Header:
     if fill not in FILLS:
         raise bad("fill", f"is not one of {', '.join(FILLS)}")
     quant = raw.get("quant")
-    if quant not in SCHEMES:
+    if type(quant) is not str or quant not in SCHEMES:
         raise bad("quant", f"is not one of {', '.join(SCHEMES)}")
+    limits.check("params", arch.params, f"the network {arch}"[:80])
     return Header(arch, tuple(grid), tuple(float(c) for c in center),  # type: ignore[arg-type]
                   float(scale), str(fill), str(quant), raw)
 
