@@ -363,8 +363,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
     note = "" if args.jobs or args.engine == "ray" else (
         f"; default --jobs for {cores} core(s)"
         + (f" and {memory / 2**30:.0f} GiB free" if memory else ""))
-    opts = EncodeOptions(args.preset, args.resolution, args.fill, args.quant, args.seed,
-                         threads, args.arch, args.max_params).resolved()  # bad options: now
+    opts = EncodeOptions(preset=args.preset, resolution=args.resolution, fill=args.fill,
+                         quant=args.quant, seed=args.seed, threads=threads, arch=args.arch,
+                         max_params=args.max_params).resolved()  # bad options: now
     src, dst = prepare_dirs(args.input, args.output)
     records, summary = encode_tree(src, dst, opts, jobs=jobs, threads=threads,
                                    engine=args.engine, address=args.address, force=args.force,

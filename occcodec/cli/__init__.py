@@ -122,8 +122,9 @@ def cmd_encode(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".occ":
         raise UsageError(f"output {str(out)!r} must end in .occ")
     check_output_path(out, args.force)  # fail before minutes of training, not after
-    opts = EncodeOptions(args.preset, args.resolution, args.fill, args.quant, args.seed,
-                         args.threads, args.arch, args.max_params)
+    opts = EncodeOptions(preset=args.preset, resolution=args.resolution, fill=args.fill,
+                         quant=args.quant, seed=args.seed, threads=args.threads,
+                         arch=args.arch, max_params=args.max_params)
     progress = RichProgress(quiet=args.quiet)
     try:
         res = encode(args.input, opts, progress)

@@ -737,8 +737,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     err = Console(stderr=True)
-    settings = BenchSettings(EncodeOptions(args.preset, args.resolution, args.fill, args.quant,
-                                           args.seed, args.threads, args.arch, args.max_params),
+    settings = BenchSettings(EncodeOptions(preset=args.preset, resolution=args.resolution,
+                                           fill=args.fill, quant=args.quant, seed=args.seed,
+                                           threads=args.threads, arch=args.arch,
+                                           max_params=args.max_params),
                              args.with_paper, args.force, args.quiet, args.points)
     log = (lambda text: None) if args.quiet else (lambda text: err.print(text, highlight=False))
     res = bench(args.directory, args.output, settings, log, command=_command_line(args))
