@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,9 +22,12 @@ from occcodec.format.header import build_header
 from occcodec.format.quant import dequantize, quantize
 from occcodec.progress import Progress
 
+if TYPE_CHECKING:  # the search imports TensorFlow: only encode() and search_budget() load it
+    from occcodec.encoder.search import SearchBudget
+
 # Re-exported: callers import these from here since before presets.py existed.
 __all__ = ["PRESETS", "EncodeOptions", "EncodeResult", "Preset", "default_threads", "encode",
-           "measure"]
+           "measure", "search_budget"]
 
 
 @dataclass
@@ -36,6 +39,18 @@ class EncodeResult:
     seconds: float
     fill_note: str
     candidates: list[dict[str, Any]] = field(default_factory=list)
+
+
+def search_budget(preset: Preset, max_params: int | None = None) -> SearchBudget:
+    """The architecture search's budget under ``preset``; ``max_params`` (``--max-params``)
+    overrides the preset's cap when given."""
+    from occcodec.encoder.search import SearchBudget
+
+    return SearchBudget(
+        rounds=preset.rounds, per_round=preset.per_round, epochs=preset.search_epochs,
+        encodings=preset.encodings, max_params=max_params or preset.max_params,
+        lr=preset.search_lr, subsample=preset.subsample, end_bias=preset.end_bias,
+        acc_weight=preset.acc_weight)
 
 
 def measure(arch: Arch, raw: bytes, quant: str, grid: np.ndarray) -> dict[str, Any]:
@@ -93,11 +108,7 @@ def encode(path: str | os.PathLike[str], options: EncodeOptions,
         arch = parse_arch(opts.arch)
         start = tr.init_weights(arch, rng)
     else:
-        budget = nas.SearchBudget(
-            rounds=preset.rounds, per_round=preset.per_round, epochs=preset.search_epochs,
-            encodings=preset.encodings, max_params=opts.max_params or preset.max_params,
-            lr=preset.search_lr, subsample=preset.subsample, end_bias=preset.end_bias,
-            acc_weight=preset.acc_weight)
+        budget = search_budget(preset, opts.max_params)
         progress.stage("search", preset.rounds * preset.per_round)
 
         def cand_hook(k: int, n: int, c: nas.Candidate) -> None:
