@@ -76,3 +76,16 @@ def coded_box(tmp_path_factory: pytest.TempPathFactory, box_mesh_path: Path) -> 
     out = tmp_path_factory.mktemp("coded") / "box.occ"
     assert main(["encode", str(box_mesh_path), "-o", str(out), *SMALL_ENCODE]) == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def tf_one_thread() -> None:
+    """Configure TensorFlow for one thread before a test touches it directly.
+
+    TensorFlow fixes its thread pools when its runtime starts, and the encoder refuses a
+    second, different count in one process; the CLI tests encode with ``--threads 1``, so a
+    unit test that runs TensorFlow ops first must start the runtime the same way.
+    """
+    from occcodec.encoder.tf import configure
+
+    configure(1)

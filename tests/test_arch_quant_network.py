@@ -212,10 +212,12 @@ def test_dequantize_refuses_wrong_sizes(scheme: str) -> None:
 def test_unknown_scheme() -> None:
     arch = parse_arch("8:relu")
     w = random_weights(arch, np.random.default_rng(0))
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError, match="unknown quantization 'int4'"):
         quantize(w, "int4")
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError, match="unknown quantization"):
         raw_size(arch, "int4")
+    with pytest.raises(UsageError, match="unknown quantization"):
+        dequantize(b"", arch, "int4")
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)

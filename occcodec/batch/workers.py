@@ -6,7 +6,7 @@ driver (:mod:`occcodec.batch.run`) owns the queue, the display, the output files
 manifest; an engine only runs jobs.
 
 One process per shape, on every engine: TensorFlow fixes its thread pools once per process
-(:func:`occcodec.encoder.train.configure`) and a fresh process is what ``occcodec encode`` runs in,
+(:func:`occcodec.encoder.tf.configure`) and a fresh process is what ``occcodec encode`` runs in,
 so a batch gives the same bytes as ``encode`` with the same options and thread count. It also
 isolates failures: a shape that crashes or exhausts memory takes only its own process down.
 Encoded bytes come back to the driver, which alone writes into the output directory (so a

@@ -36,7 +36,7 @@ def int_range(lo: int, hi: int | None = None, what: str = "value") -> Callable[[
 
 def add_encode_options(p: argparse.ArgumentParser) -> None:
     """Options shared by ``encode``, ``batch`` and ``bench`` (one code path, the same bytes)."""
-    from occcodec.encoder.pipeline import PRESETS
+    from occcodec.encoder.presets import PRESETS
     from occcodec.format.quant import SCHEMES
     from occcodec.shapes.voxelize import FILL_MODES
 
@@ -70,7 +70,7 @@ def encode_kwargs(args: argparse.Namespace, threads: int | None = None) -> dict[
 
 def encode_options(args: argparse.Namespace, threads: int | None = None) -> Any:
     """The :class:`~occcodec.encoder.pipeline.EncodeOptions` of parsed encode options."""
-    from occcodec.encoder.pipeline import EncodeOptions
+    from occcodec.encoder.presets import EncodeOptions
 
     return EncodeOptions(**encode_kwargs(args, threads))
 

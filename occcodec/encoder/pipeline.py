@@ -8,104 +8,27 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from occcodec import __version__
-from occcodec.format import container
-from occcodec.format import network
-from occcodec.format.arch import Arch, parse_arch
+from occcodec.encoder.presets import PRESETS, EncodeOptions, Preset, default_threads
 from occcodec.errors import UsageError
+from occcodec.format import container, network
+from occcodec.format.arch import Arch, parse_arch
 from occcodec.format.header import build_header
+from occcodec.format.quant import dequantize, quantize
 from occcodec.progress import Progress
 from occcodec.shapes.inputs import Shape
-from occcodec.format.quant import SCHEMES, dequantize, quantize
 
+if TYPE_CHECKING:  # the search imports TensorFlow: only encode() and search_budget() load it
+    from occcodec.encoder.search import SearchBudget
 
-@dataclass(frozen=True)
-class Preset:
-    """Search and training budget. Epoch counts are full passes over the training samples."""
-
-    rounds: int
-    per_round: int
-    search_epochs: int
-    final_epochs: int
-    encodings: tuple[int, ...]
-    search_lr: float
-    final_lr: float
-    subsample: float
-    max_params: int | None
-    end_bias: float = 0.0
-    acc_weight: float = 1.0
-    final_lr_end: float | None = None  # cosine decay of the final fit down to this rate
-    # When the final network's IoU is under this, also train the search's most accurate
-    # candidate and keep the better: hard shapes buy fidelity with parameters.
-    retry_below: float | None = None
-
-
-PRESETS: dict[str, Preset] = {
-    # Previews and tests: a tiny search, a short final fit.
-    "fast": Preset(1, 3, 2, 8, (0, 4), 1e-2, 1e-2, 0.5, None, 2.6, 10.0, 3e-4),
-    # Tuned for fidelity and size within about a minute per shape on 2 CPU cores.
-    "default": Preset(3, 4, 4, 40, (0, 2, 4, 6), 1e-2, 1e-2, 0.5, None, 2.6, 25.0, 3e-4,
-                      0.97),
-    # The published budget and search space (METHOD.md section 3), unchanged.
-    "paper": Preset(5, 6, 40, 250, (), 1e-3, 1e-3, 1.0, None),
-}
-
-
-@dataclass
-class EncodeOptions:
-    """Everything that decides the output bytes (recorded in the header's ``options``)."""
-
-    preset: str = "default"
-    resolution: int = 128
-    fill: str = "auto"
-    quant: str = "fp16"
-    seed: int = 0
-    threads: int = 0  # 0: one per usable core
-    arch: str | None = None
-    max_params: int | None = None
-
-    def resolved(self) -> EncodeOptions:
-        """Validate and fill defaults.
-
-        Raises
-        ------
-        UsageError
-            On an unknown preset, fill or quantization, or a value out of range.
-        """
-        if self.preset not in PRESETS:
-            raise UsageError(f"unknown preset {self.preset!r}: use {', '.join(PRESETS)}")
-        if self.fill not in ("auto", "solid", "shell"):
-            raise UsageError(f"unknown fill {self.fill!r}: use auto, solid or shell")
-        if self.quant not in SCHEMES:
-            raise UsageError(f"unknown quantization {self.quant!r}: use {', '.join(SCHEMES)}")
-        if not 16 <= self.resolution <= 512:
-            raise UsageError(f"resolution {self.resolution} is outside 16..512")
-        if not 0 <= self.seed < 2**32:
-            raise UsageError(f"seed {self.seed} must be in 0..{2**32 - 1}")
-        if self.max_params is not None and self.max_params < 20:
-            raise UsageError(f"--max-params {self.max_params} is too small (at least 20)")
-        threads = self.threads or default_threads()
-        if threads < 1:
-            raise UsageError("--threads must be at least 1")
-        arch = str(parse_arch(self.arch)) if self.arch else None
-        return EncodeOptions(self.preset, self.resolution, self.fill, self.quant, self.seed,
-                             threads, arch, self.max_params)
-
-    def record(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
-
-
-def default_threads() -> int:
-    """One TensorFlow intra-op thread per core this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+# Re-exported: callers import these from here since before presets.py existed.
+__all__ = ["PRESETS", "EncodeOptions", "EncodeResult", "Preset", "default_threads", "encode",
+           "encode_shape", "measure", "search_budget"]
 
 
 @dataclass
@@ -117,6 +40,18 @@ class EncodeResult:
     seconds: float
     fill_note: str
     candidates: list[dict[str, Any]] = field(default_factory=list)
+
+
+def search_budget(preset: Preset, max_params: int | None = None) -> SearchBudget:
+    """The architecture search's budget under ``preset``; ``max_params`` (``--max-params``)
+    overrides the preset's cap when given."""
+    from occcodec.encoder.search import SearchBudget
+
+    return SearchBudget(
+        rounds=preset.rounds, per_round=preset.per_round, epochs=preset.search_epochs,
+        encodings=preset.encodings, max_params=max_params or preset.max_params,
+        lr=preset.search_lr, subsample=preset.subsample, end_bias=preset.end_bias,
+        acc_weight=preset.acc_weight)
 
 
 def measure(arch: Arch, raw: bytes, quant: str, grid: np.ndarray) -> dict[str, Any]:
@@ -174,8 +109,9 @@ def encode_shape(shape: Shape, source_sha256: bytes, options: EncodeOptions,
     from occcodec.encoder import search as nas
     from occcodec.encoder import train as tr
     from occcodec.encoder.sampling import make_samples
+    from occcodec.encoder.tf import configure
 
-    device = tr.configure(opts.threads)
+    device = configure(opts.threads)
     progress.note(f"training on {device} with {opts.threads} thread(s)")
     rng = np.random.default_rng(opts.seed)
     progress.stage("sample")
@@ -191,10 +127,7 @@ def encode_shape(shape: Shape, source_sha256: bytes, options: EncodeOptions,
         arch = parse_arch(opts.arch)
         start = tr.init_weights(arch, rng)
     else:
-        budget = nas.SearchBudget(preset.rounds, preset.per_round, preset.search_epochs,
-                                  preset.encodings, opts.max_params or preset.max_params,
-                                  preset.search_lr, preset.subsample, preset.end_bias,
-                                  preset.acc_weight)
+        budget = search_budget(preset, opts.max_params)
         progress.stage("search", preset.rounds * preset.per_round)
 
         def cand_hook(k: int, n: int, c: nas.Candidate) -> None:

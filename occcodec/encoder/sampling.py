@@ -56,7 +56,7 @@ def make_samples(grid: np.ndarray, rng: np.random.Generator, rest_fraction: floa
     rest = np.flatnonzero(~bmask)
     keep = rng.random(rest.size) < rest_fraction
     r_idx = rest[keep]
-    reps = max(1, int(round(r_idx.size / max(b_idx.size, 1)))) if balance else 1
+    reps = max(1, round(r_idx.size / max(b_idx.size, 1))) if balance else 1
     val_idx = np.concatenate([b_idx, r_idx])
     train_idx = np.concatenate([np.tile(b_idx, reps), r_idx])
     return Samples(

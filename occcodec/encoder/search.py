@@ -19,7 +19,8 @@ import numpy as np
 from occcodec.format.arch import ACTIVATIONS, LARGEST_PARAMS, MAX_HIDDEN, NI_PARAMS, WIDTHS, Arch, Layer
 from occcodec.format.network import Weights
 from occcodec.encoder.sampling import Samples
-from occcodec.encoder.train import init_weights, tf, train  # tf through train: quiet start-up
+from occcodec.encoder.tf import tf
+from occcodec.encoder.train import init_weights, train
 
 LAYER_TOKENS: tuple[Layer, ...] = tuple(Layer(w, a) for w in WIDTHS for a in ACTIVATIONS)
 

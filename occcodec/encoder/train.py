@@ -8,68 +8,20 @@ same weights on every run.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from occcodec.format.arch import Arch
-from occcodec.errors import UsageError
-from occcodec.format.network import Weights
 from occcodec.encoder.sampling import Samples
+from occcodec.encoder.tf import tf
+from occcodec.errors import UsageError
+from occcodec.format.arch import Arch
+from occcodec.format.network import Weights
 
-
-@contextlib.contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
-    """Hide what TensorFlow's C++ runtime prints to fd 2 while it starts (CPU feature notes,
-    "could not find cuda drivers"): absl logs those before TF_CPP_MIN_LOG_LEVEL applies.
-    Python exceptions are unaffected; OCCCODEC_TF_LOGS=1 shows everything."""
-    if os.environ.get("OCCCODEC_TF_LOGS") == "1":
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-with _native_stderr_silenced():
-    import tensorflow as tf  # noqa: E402
-# Retracing notes (one graph per candidate network is by design) are not a user's concern.
-tf.get_logger().setLevel("ERROR")
-
-_CONFIGURED: dict[str, int] = {}
 #: Compile training steps with XLA (see Trainer.__init__ for the measurement behind False).
 JIT = os.environ.get("OCCCODEC_XLA") == "1"
-
-
-def configure(threads: int) -> str:
-    """Set TensorFlow's thread pools (once per process) and return the device used.
-
-    The intra-op pool decides how reductions are split, so results depend on it: it is an
-    explicit option recorded in each file.
-    """
-    if not _CONFIGURED:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-        _CONFIGURED["threads"] = threads
-    elif _CONFIGURED["threads"] != threads:
-        # TensorFlow fixes its pools at start-up; a file must not claim a count it did not use
-        raise UsageError(f"this process already trains with {_CONFIGURED['threads']} "
-                         f"thread(s); encode with --threads {threads} in a new process")
-    with _native_stderr_silenced():
-        gpus = tf.config.list_physical_devices("GPU")
-        tf.constant(0.0).numpy()  # start the runtime now, while its log lines are hidden
-    return f"GPU:0 ({gpus[0].name})" if gpus else "CPU"
 
 
 def init_weights(arch: Arch, rng: np.random.Generator) -> Weights:
@@ -92,18 +44,49 @@ def _tf_encode(x: tf.Tensor, levels: int) -> tf.Tensor:
     return tf.concat(feats, axis=1)
 
 
-def _tf_act(x: tf.Tensor, name: str) -> tf.Tensor:
-    if name == "relu":
-        return tf.nn.relu(x)
-    if name == "elu":
-        return tf.nn.elu(x)
+def _tf_swish(x: tf.Tensor) -> tf.Tensor:
+    # Written out rather than tf.nn.silu so that the graph, and so the trained bytes, stay
+    # those of every file made so far.
     return x * tf.sigmoid(x)
+
+
+#: The hidden activations by id: the TensorFlow twin of ``occcodec.format.network``'s
+#: numpy table (same keys, same values within 1e-6: ``tests/test_tables.py``).
+TF_ACTIVATIONS: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
+    "relu": tf.nn.relu,
+    "elu": tf.nn.elu,
+    "swish": _tf_swish,
+}
+
+
+def tf_activation(name: str) -> Callable[[tf.Tensor], tf.Tensor]:
+    """The TensorFlow function of the activation id ``name``.
+
+    Raises
+    ------
+    UsageError
+        On an unknown id (never a fallback: the decoder would evaluate another network).
+    """
+    try:
+        return TF_ACTIVATIONS[name]
+    except KeyError:
+        raise UsageError(f"unknown activation {name!r}: use "
+                         f"{', '.join(TF_ACTIVATIONS)}") from None
 
 
 def batch_size(n_samples: int, largest: int = 16384) -> int:
     """The paper's batch of 16384 at 128^3 (about 64 steps a pass); smaller grids get
     proportionally smaller batches so that an epoch is still about 64 Adam steps."""
     return int(min(largest, max(32, n_samples // 64), max(1, n_samples)))
+
+
+def cosine_lr(epoch: int, epochs: int, lr: float, final_lr: float) -> float:
+    """Learning rate of ``epoch`` (0-based) of ``epochs``: a half cosine from ``lr`` at the
+    first epoch down to ``final_lr`` at the last; a single epoch runs at ``lr``."""
+    if epochs <= 1:
+        return lr
+    frac = epoch / (epochs - 1)
+    return float(final_lr + 0.5 * (lr - final_lr) * (1.0 + np.cos(np.pi * frac)))
 
 
 @dataclass
@@ -135,7 +118,7 @@ class Trainer:
     def _logits(self, x: tf.Tensor) -> tf.Tensor:
         h = _tf_encode(x, self.arch.pe_levels)
         for layer, (k, b) in zip(self.arch.layers, self.vars[:-1], strict=True):
-            h = _tf_act(tf.matmul(h, k) + b, layer.activation)
+            h = tf_activation(layer.activation)(tf.matmul(h, k) + b)
         k, b = self.vars[-1]
         return (tf.matmul(h, k) + b)[:, 0]
 
@@ -199,9 +182,8 @@ def train(arch: Arch, weights: Weights, samples: Samples, epochs: int, rng: np.r
     tr = Trainer(arch, weights, lr=lr, batch=batch)
     best_acc, best = -1.0, tr.get_weights()
     for epoch in range(epochs):
-        if final_lr is not None and epochs > 1:
-            frac = epoch / (epochs - 1)
-            tr.lr.assign(final_lr + 0.5 * (lr - final_lr) * (1.0 + np.cos(np.pi * frac)))
+        if final_lr is not None:
+            tr.lr.assign(cosine_lr(epoch, epochs, lr, final_lr))
         loss = tr.run_epoch(samples.train_x, samples.train_y, rng)
         last = epoch == epochs - 1
         if (epoch + 1) % eval_every == 0 or last:

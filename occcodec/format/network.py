@@ -8,10 +8,11 @@ quantization, so what a file claims is what a decoder gets.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
+from occcodec.errors import FormatError
 from occcodec.format.arch import Arch
 
 Weights = list[tuple[np.ndarray, np.ndarray]]
@@ -42,24 +43,58 @@ def positional_encoding(points: np.ndarray, levels: int) -> np.ndarray:
     return np.concatenate(feats, axis=1).astype(np.float32, copy=False)
 
 
+def _relu(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0.0, out=x)
+
+
+def _elu(x: np.ndarray) -> np.ndarray:
+    """x for x > 0, exp(x) - 1 otherwise: max(x, 0) + expm1(min(x, 0))."""
+    neg = np.minimum(x, 0.0)
+    np.expm1(neg, out=neg)
+    np.maximum(x, 0.0, out=x)
+    x += neg
+    return x
+
+
+def _swish(x: np.ndarray) -> np.ndarray:
+    """x * sigmoid(x) = x / (1 + exp(-x))."""
+    den = np.negative(x)
+    with np.errstate(over="ignore"):  # exp(-x) = inf for x << 0 gives the limit, 0
+        np.exp(den, out=den)
+    den += 1.0
+    np.divide(x, den, out=x)
+    return x
+
+
+#: The hidden activations by the ids written in the file (``arch.ACTIVATIONS``). Each works
+#: in place on a fresh float32 temporary. The encoder's TensorFlow table
+#: (``occcodec.encoder.train.TF_ACTIVATIONS``) must have the same keys and the same values
+#: (``tests/test_tables.py``).
+ACTIVATION_FNS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "relu": _relu,
+    "elu": _elu,
+    "swish": _swish,
+}
+
+
+def activation(name: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The numpy function of the activation id ``name``.
+
+    Raises
+    ------
+    FormatError
+        On an unknown id (a file naming one is malformed; never a fallback).
+    """
+    try:
+        return ACTIVATION_FNS[name]
+    except KeyError:
+        raise FormatError(f"unknown activation {name!r}: a file may use "
+                          f"{', '.join(ACTIVATION_FNS)}") from None
+
+
 def _activate(x: np.ndarray, name: str) -> np.ndarray:
     """Apply an activation in place where possible (``x`` is a fresh temporary)."""
-    if name == "relu":
-        return np.maximum(x, 0.0, out=x)
-    if name == "elu":  # x for x > 0, exp(x) - 1 otherwise: max(x, 0) + expm1(min(x, 0))
-        neg = np.minimum(x, 0.0)
-        np.expm1(neg, out=neg)
-        np.maximum(x, 0.0, out=x)
-        x += neg
-        return x
-    if name == "swish":  # x * sigmoid(x) = x / (1 + exp(-x))
-        den = np.negative(x)
-        with np.errstate(over="ignore"):  # exp(-x) = inf for x << 0 gives the limit, 0
-            np.exp(den, out=den)
-        den += 1.0
-        np.divide(x, den, out=x)
-        return x
-    raise ValueError(f"unknown activation {name!r}")
+    return activation(name)(x)
 
 
 def logits(arch: Arch, weights: Weights, points: np.ndarray) -> np.ndarray:

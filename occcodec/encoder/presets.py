@@ -1,0 +1,155 @@
+"""Encoder presets (search and training budgets) and the options that decide a file's bytes.
+
+No TensorFlow here: the CLI, batch and bench import these to parse and record options
+without starting TensorFlow. Everything is built by keyword, so a new field never shifts the
+meaning of another.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from occcodec.errors import UsageError
+from occcodec.format.arch import parse_arch
+from occcodec.format.quant import SCHEMES
+
+#: Fills the encoder accepts (``auto`` picks solid or shell per input).
+FILLS: tuple[str, ...] = ("auto", "solid", "shell")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Preset:
+    """Search and training budget. Epoch counts are full passes over the training samples.
+
+    Attributes
+    ----------
+    rounds, per_round
+        Controller rounds, and candidate networks sampled (and briefly trained) per round.
+    search_epochs, final_epochs
+        Passes of each candidate's fit, and of the final fit of the picked network.
+    encodings
+        Positional-encoding level counts the controller may choose from; ``()`` means the raw
+        coordinates only (the paper's space).
+    search_lr, final_lr
+        Adam learning rates of the candidate fits and (at its start) of the final fit.
+    subsample
+        Share of the training samples each candidate fit sees (validation stays whole).
+    max_params
+        Parameter cap of the searched networks (``--max-params`` overrides it).
+    end_bias
+        Initial logit of the controller's "end" token: > 0 starts the search on shallower
+        networks.
+    acc_weight
+        Weight of accuracy in the search reward (1 is the paper's; see ``search.reward``).
+    final_lr_end
+        When set, the final fit's learning rate follows a cosine down to this rate.
+    retry_below
+        When the final network's IoU is under this, also train the search's most accurate
+        candidate and keep the better: hard shapes buy fidelity with parameters.
+    """
+
+    rounds: int
+    per_round: int
+    search_epochs: int
+    final_epochs: int
+    encodings: tuple[int, ...]
+    search_lr: float
+    final_lr: float
+    subsample: float
+    max_params: int | None = None
+    end_bias: float = 0.0
+    acc_weight: float = 1.0
+    final_lr_end: float | None = None
+    retry_below: float | None = None
+
+
+PRESETS: dict[str, Preset] = {
+    # Previews and tests: a tiny search (3 candidates of 2 epochs), a short final fit.
+    "fast": Preset(
+        rounds=1, per_round=3, search_epochs=2, final_epochs=8, encodings=(0, 4),
+        search_lr=1e-2, final_lr=1e-2, subsample=0.5, max_params=None,
+        end_bias=2.6, acc_weight=10.0, final_lr_end=3e-4,
+    ),
+    # Tuned for fidelity and size within about a minute per shape on 2 CPU cores (the
+    # figures are in README.md): 12 candidates, positional encodings, a retry under 97 % IoU.
+    "default": Preset(
+        rounds=3, per_round=4, search_epochs=4, final_epochs=40, encodings=(0, 2, 4, 6),
+        search_lr=1e-2, final_lr=1e-2, subsample=0.5, max_params=None,
+        end_bias=2.6, acc_weight=25.0, final_lr_end=3e-4, retry_below=0.97,
+    ),
+    # The published budget and search space (METHOD.md section 3), unchanged: 5 rounds x 6
+    # candidates x 40 epochs, final 250 epochs, raw coordinates, the paper's reward.
+    "paper": Preset(
+        rounds=5, per_round=6, search_epochs=40, final_epochs=250, encodings=(),
+        search_lr=1e-3, final_lr=1e-3, subsample=1.0, max_params=None,
+    ),
+}
+
+
+def preset(name: str) -> Preset:
+    """The preset called ``name``.
+
+    Raises
+    ------
+    UsageError
+        On an unknown name.
+    """
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise UsageError(f"unknown preset {name!r}: use {', '.join(PRESETS)}") from None
+
+
+def default_threads() -> int:
+    """One TensorFlow intra-op thread per core this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(kw_only=True)
+class EncodeOptions:
+    """Everything that decides the output bytes (recorded in the header's ``options``)."""
+
+    preset: str = "default"
+    resolution: int = 128
+    fill: str = "auto"
+    quant: str = "fp16"
+    seed: int = 0
+    threads: int = 0  # 0: one per usable core
+    arch: str | None = None
+    max_params: int | None = None
+
+    def resolved(self) -> EncodeOptions:
+        """Validate and fill defaults.
+
+        Raises
+        ------
+        UsageError
+            On an unknown preset, fill or quantization, or a value out of range.
+        """
+        preset(self.preset)
+        if self.fill not in FILLS:
+            raise UsageError(f"unknown fill {self.fill!r}: use auto, solid or shell")
+        if self.quant not in SCHEMES:
+            raise UsageError(f"unknown quantization {self.quant!r}: use {', '.join(SCHEMES)}")
+        if not 16 <= self.resolution <= 512:
+            raise UsageError(f"resolution {self.resolution} is outside 16..512")
+        if not 0 <= self.seed < 2**32:
+            raise UsageError(f"seed {self.seed} must be in 0..{2**32 - 1}")
+        if self.max_params is not None and self.max_params < 20:
+            raise UsageError(f"--max-params {self.max_params} is too small (at least 20)")
+        threads = self.threads or default_threads()
+        if threads < 1:
+            raise UsageError("--threads must be at least 1")
+        arch = str(parse_arch(self.arch)) if self.arch else None
+        return EncodeOptions(preset=self.preset, resolution=self.resolution, fill=self.fill,
+                             quant=self.quant, seed=self.seed, threads=threads, arch=arch,
+                             max_params=self.max_params)
+
+    def record(self) -> dict[str, Any]:
+        """The options as the header's ``options`` map (unset ones left out)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
