@@ -42,8 +42,9 @@ context (block adaptation: within a wavefront no symbol depends on another).
 Krichevsky-Trofimov estimate in integers,
 ``q[c] = clip(((2 n1 + 1) * P + n + 1) // (2n + 2), 1, P - 1)``, i.e. the exact rational
 ``(n1 + 1/2) / (n + 1)`` rounded to a multiple of ``2**-24``. The coder gets the float64
-``q / 2**24``, which is exact, and quantizes it itself (constriction's ``Bernoulli`` with
-``perfect=False``, 24-bit fixed point), so no rounding depends on the machine.
+``q / 2**24``, which is exact, and maps it to its own fixed point (constriction 0.4+'s
+``Bernoulli(perfect=False)``, deterministic float-to-integer code in Rust), so no rounding
+depends on the machine; a byte-exact spec must restate that mapping.
 
 *Uniform contexts.* Most voxels see an all-empty (``c = 0``) or all-full (``c = 4095``)
 context and are almost never a surprise. For each of these two groups ``U`` in a wavefront
@@ -52,7 +53,8 @@ expected value (1 in the empty context, 0 in the full one), with probability
 ``min(|U| * e, P - 1) / P``, where ``e`` is the context's surprise probability ``q[c]``
 (empty) or ``P - q[c]`` (full): the union bound on "some voxel is a surprise". Only when a
 flag is 1 are that group's voxels coded one by one. This costs about what coding each voxel
-would, and turns ~95 % of the voxels into O(1) work per wavefront (measured at 256^3).
+would, and turns most voxels into O(1) coder work per wavefront: 95.9 % of the voxels
+(90.2 % at least) of the 24 shared meshes at 128^3 have a uniform context.
 
 *Symbol order in a wavefront.* One batch: the empty-context flag (if that group is not
 empty), the full-context flag (likewise), then every other voxel in wavefront order. Then,
@@ -118,7 +120,7 @@ class _Layout:
     """A zero-padded flat copy of the grid and each wavefront's voxel positions in it.
 
     With the grid padded by ``lo`` before and ``hi`` after each axis, the flat position of
-    voxel ``(x, y, 3x+2y+... )`` on wavefront ``t`` is ``t + base + F[x, y]``, where
+    voxel ``(x, y, t - a x - b y)`` on wavefront ``t`` is ``t + base + F[x, y]``, where
     ``F = x (sx - a) + y (sy - b)`` does not depend on ``t``. Sorting the (x, y) pairs by
     ``a x + b y`` therefore makes every wavefront one contiguous run of that sorted list,
     and a neighbour at flat distance ``o`` one ``take`` from the padded array shifted by

@@ -29,6 +29,9 @@ from occcodec.shapes.gridio import pack_bits
 from occcodec.shapes.inputs import load_shape
 
 ZSTD_LEVEL = 19
+# The shared folder sits beside the main checkout (../shared) or beside the worktrees.
+MESHES = next((d for d in (ROOT.parent / "shared" / "meshes", ROOT.parents[1] / "shared" / "meshes")
+               if d.is_dir()), ROOT.parent / "shared" / "meshes")
 
 
 def measure(path: Path, res: int) -> dict[str, float] | None:
@@ -75,7 +78,7 @@ def table(res: int, paths: list[Path]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--meshes", type=Path, default=ROOT.parent / "shared" / "meshes")
+    ap.add_argument("--meshes", type=Path, default=MESHES)
     ap.add_argument("--res", type=int, default=128, help="resolution for every mesh")
     ap.add_argument("--big", type=int, default=3, help="meshes measured at --big-res")
     ap.add_argument("--big-res", type=int, nargs="*", default=[256, 512])
