@@ -8,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from occcodec.format import container
-from occcodec.format import network
-from occcodec.errors import FormatError, InputError, UsageError
+from occcodec.errors import FormatError, UsageError
+from occcodec.format import container, network
 from occcodec.format.header import Header, parse_header
 from occcodec.format.network import Weights
 from occcodec.format.quant import dequantize
+from occcodec.fsutil import read_input_bytes
+from occcodec.shapes import frame
 
 MESH_OUTPUTS = (".ply", ".obj", ".stl", ".off", ".glb")
 VOXEL_OUTPUTS = (".npz", ".binvox")
@@ -27,21 +28,24 @@ class Coded:
     weights: Weights
     file: container.OccFile
 
+    def logit_grid(self, shape: tuple[int, int, int]) -> np.ndarray:
+        """The network's logits at the voxel centres of a grid of ``shape`` (same box)."""
+        return network.logit_grid(self.header.arch, self.weights, frame.axis_coords(shape))
+
+    def occupancy_grid(self, shape: tuple[int, int, int]) -> np.ndarray:
+        """The decoded voxels of a grid of ``shape`` (same box), bool."""
+        return network.occupancy_grid(self.header.arch, self.weights, frame.axis_coords(shape))
+
 
 def read_bytes(path: str | os.PathLike[str]) -> bytes:
-    """Read an input file with the house's one-line errors."""
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"{str(p)!r} does not exist: check the path")
-    if p.is_dir():
-        raise InputError(f"{str(p)!r} is a directory: give a file")
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read {str(p)!r}: {exc.strerror}") from None
-    if not data:
-        raise InputError(f"{str(p)!r} is empty")
-    return data
+    """Read an input file with the house's one-line errors.
+
+    Raises
+    ------
+    InputError
+        As :func:`occcodec.fsutil.check_input_file`.
+    """
+    return read_input_bytes(path, "a .occ file")
 
 
 def load(data: bytes) -> Coded:
@@ -73,47 +77,37 @@ def decode_shape(coded: Coded, resolution: int | None = None) -> tuple[int, int,
     """The grid shape to decode: the encoded one, or scaled to ``resolution`` on its long side."""
     if resolution is None:
         return coded.header.grid
-    if not 16 <= resolution <= 1024:
-        raise UsageError(f"decode resolution {resolution} is outside 16..1024")
-    return network.scaled_shape(coded.header.grid, resolution)
+    return network.scaled_shape(coded.header.grid, frame.check_decode_resolution(resolution))
 
 
 def voxels(coded: Coded, resolution: int | None = None) -> np.ndarray:
-    """The decoded occupancy grid (bool)."""
-    return network.occupancy_grid(coded.header.arch, coded.weights, decode_shape(coded, resolution))
+    """The decoded occupancy grid (bool): logit > 0, i.e. P > 0.5.
+
+    Raises
+    ------
+    UsageError
+        If ``resolution`` is outside the decode limits.
+    """
+    return coded.occupancy_grid(decode_shape(coded, resolution))
 
 
 def mesh_arrays(coded: Coded, resolution: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Marching cubes on the probability field at 0.5, in the input's world coordinates.
+    """The decoded surface in the input's world coordinates (:func:`meshing.grid_surface`).
 
-    The field is padded with one layer of "outside" so that shapes touching the grid's
-    border still give closed surfaces. Returns (vertices (V,3) float64, faces (F,3) int64);
-    both are empty when nothing is occupied.
+    Returns (vertices (V,3) float64, faces (F,3) int64), outward-facing; both are empty
+    when nothing is occupied.
+
+    Raises
+    ------
+    UsageError
+        If ``resolution`` is outside the decode limits.
     """
-    from skimage import measure  # a decoder dependency, imported only when meshing
+    from occcodec.shapes.meshing import grid_surface
 
-    shape = decode_shape(coded, resolution)
-    z = network.logit_grid(coded.header.arch, coded.weights, shape)
-    if not (z > 0).any():
-        return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
-    # float32 and in place: at 1024^3 a float64 copy alone would be 8 GB
-    padded = np.pad(z, 1, constant_values=-np.inf)
-    del z
-    with np.errstate(over="ignore"):
-        np.negative(padded, out=padded)
-        np.exp(padded, out=padded)
-        padded += 1.0
-        np.reciprocal(padded, out=padded)
-    # "ascent": the inside is where P is high; scikit-image's default ("descent") winds the
-    # faces the other way, which gave inside-out meshes (negative volume, inward normals).
-    verts, faces, _, _ = measure.marching_cubes(padded, level=0.5, gradient_direction="ascent")
-    # padded index -> voxel index -> normalised -> world
-    m = max(shape)
-    ijk = verts - 1.0
-    p = (ijk - (np.asarray(shape, dtype=np.float64) - 1.0) / 2.0) / (m / 2.0)
     h = coded.header
-    world = np.asarray(h.center) + h.scale * p
-    return world, faces.astype(np.int64)
+    # the logit grid is passed as a temporary so that grid_surface can free it once padded
+    return grid_surface(coded.logit_grid(decode_shape(coded, resolution)), h.center, h.scale,
+                        logits=True)
 
 
 def write_output(coded: Coded, path: str | os.PathLike[str], resolution: int | None = None,

@@ -21,6 +21,7 @@ from occcodec.errors import UsageError
 from occcodec.format.header import build_header
 from occcodec.progress import Progress
 from occcodec.format.quant import SCHEMES, dequantize, quantize
+from occcodec.shapes.frame import axis_coords, check_encode_resolution, check_fill
 
 
 @dataclass(frozen=True)
@@ -78,12 +79,10 @@ class EncodeOptions:
         """
         if self.preset not in PRESETS:
             raise UsageError(f"unknown preset {self.preset!r}: use {', '.join(PRESETS)}")
-        if self.fill not in ("auto", "solid", "shell"):
-            raise UsageError(f"unknown fill {self.fill!r}: use auto, solid or shell")
+        check_fill(self.fill)
         if self.quant not in SCHEMES:
             raise UsageError(f"unknown quantization {self.quant!r}: use {', '.join(SCHEMES)}")
-        if not 16 <= self.resolution <= 512:
-            raise UsageError(f"resolution {self.resolution} is outside 16..512")
+        check_encode_resolution(self.resolution)
         if not 0 <= self.seed < 2**32:
             raise UsageError(f"seed {self.seed} must be in 0..{2**32 - 1}")
         if self.max_params is not None and self.max_params < 20:
@@ -120,7 +119,7 @@ class EncodeResult:
 
 def measure(arch: Arch, raw: bytes, quant: str, grid: np.ndarray) -> dict[str, Any]:
     """IoU and accuracy of the stored (quantized) weights, by the decoder's own code."""
-    pred = network.occupancy_grid(arch, dequantize(raw, arch, quant), grid.shape)
+    pred = network.occupancy_grid(arch, dequantize(raw, arch, quant), axis_coords(grid.shape))
     inter = int(np.count_nonzero(pred & grid))
     union = int(np.count_nonzero(pred | grid))
     return {
