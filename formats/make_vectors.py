@@ -48,6 +48,7 @@ from occcodec.format.arch import Arch, parse_arch  # noqa: E402
 from occcodec.format.header import build_header  # noqa: E402
 from occcodec.format.network import Weights  # noqa: E402
 from occcodec.format.quant import dequantize, quantize  # noqa: E402
+from occcodec.shapes.frame import axis_coords
 
 OUT_DIR = Path(__file__).resolve().parent / "vectors"
 INDEX = "vectors.json"
@@ -150,7 +151,7 @@ def _margins(arch: Arch, weights: Weights, shapes: list[tuple[int, int, int]]) -
     """Smallest |logit| over the shapes in float32 and float64; 0 if the two disagree."""
     worst = np.inf
     for shape in shapes:
-        z32 = network.logit_grid(arch, weights, shape)
+        z32 = network.logit_grid(arch, weights, axis_coords(shape))
         z64 = logits64(arch, weights, shape)
         if not np.array_equal(z32 > 0, z64 > 0):
             return 0.0
@@ -165,14 +166,14 @@ def make_network(spec: VectorSpec) -> tuple[Arch, bytes, int]:
     for seed in range(spec.seed, spec.seed + MAX_TRIES):
         weights = _draw(arch, np.random.default_rng(seed))
         stored = dequantize(quantize(weights, spec.quant), arch, spec.quant)
-        zs = [network.logit_grid(arch, stored, shape) for shape in shapes]
+        zs = [network.logit_grid(arch, stored, axis_coords(shape)) for shape in shapes]
         bias = _place_bias(zs[0], zs[1:], _bias_dtype(spec.quant))
         if bias is None:
             continue
         weights[-1] = (weights[-1][0], np.array([bias], np.float32))
         raw = quantize(weights, spec.quant)
         stored = dequantize(raw, arch, spec.quant)
-        frac = float(network.occupancy_grid(arch, stored, spec.grid).mean())
+        frac = float(network.occupancy_grid(arch, stored, axis_coords(spec.grid)).mean())
         if FILL_RANGE[0] <= frac <= FILL_RANGE[1] and _margins(arch, stored, shapes) > MARGIN:
             return arch, raw, seed
     raise RuntimeError(f"{spec.name}: no seed in {MAX_TRIES} tries meets the margin")
@@ -280,7 +281,7 @@ def _decoded(data: bytes, resolution: int | None = None) -> dict[str, Any]:
 
     coded = decoder.load(data)
     grid = decoder.voxels(coded, resolution)
-    z = network.logit_grid(coded.header.arch, coded.weights, grid.shape)
+    z = coded.logit_grid(grid.shape)
     return {"shape": list(grid.shape), "occupied": int(grid.sum()),
             "grid_sha256": grid_digest(grid), "min_abs_logit": round(float(np.abs(z).min()), 6)}
 

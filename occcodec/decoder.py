@@ -9,13 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from occcodec.format import container
-from occcodec.format import network
-from occcodec.errors import FormatError, InputError, UsageError
+from occcodec.errors import FormatError, UsageError
+from occcodec.format import container, network
 from occcodec.format.header import Header, parse_header
 from occcodec.format.network import Weights
 from occcodec.format import limits
 from occcodec.format.quant import dequantize, raw_size
+from occcodec.fsutil import check_input_file, read_input_bytes
+from occcodec.shapes import frame
 
 MESH_OUTPUTS = (".ply", ".obj", ".stl", ".off", ".glb")
 VOXEL_OUTPUTS = (".npz", ".binvox")
@@ -29,6 +30,14 @@ class Coded:
     weights: Weights
     file: container.OccFile
 
+    def logit_grid(self, shape: tuple[int, int, int]) -> np.ndarray:
+        """The network's logits at the voxel centres of a grid of ``shape`` (same box)."""
+        return network.logit_grid(self.header.arch, self.weights, frame.axis_coords(shape))
+
+    def occupancy_grid(self, shape: tuple[int, int, int]) -> np.ndarray:
+        """The decoded voxels of a grid of ``shape`` (same box), bool."""
+        return network.occupancy_grid(self.header.arch, self.weights, frame.axis_coords(shape))
+
 
 def read_bytes(path: str | os.PathLike[str]) -> bytes:
     """Read a ``.occ`` file with the house's one-line errors.
@@ -39,33 +48,14 @@ def read_bytes(path: str | os.PathLike[str]) -> bytes:
     Raises
     ------
     InputError
-        Missing, a directory or not a regular file, unreadable, or empty.
+        As :func:`occcodec.fsutil.check_input_file`.
     LimitError
         Larger than the ``file`` limit.
     """
-    import stat
-
-    p = Path(path)
-    try:
-        st = p.stat()
-    except FileNotFoundError:
-        raise InputError(f"{str(p)!r} does not exist: check the path") from None
-    except OSError as exc:
-        raise InputError(f"cannot read {str(p)!r}: {exc.strerror}") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise InputError(f"{str(p)!r} is a directory: give a file")
-    if not stat.S_ISREG(st.st_mode):
-        raise InputError(f"{str(p)!r} is not a regular file (a device, FIFO or socket): "
-                         "give a .occ file")
-    limits.check("file", st.st_size, f"reading {str(p)!r}")
-    try:
-        with open(p, "rb") as fh:
-            data = fh.read(limits.current().file + 1)
-    except OSError as exc:
-        raise InputError(f"cannot read {str(p)!r}: {exc.strerror}") from None
+    p = check_input_file(path, "a .occ file")
+    limits.check("file", p.stat().st_size, f"reading {str(p)!r}")
+    data = read_input_bytes(p, "a .occ file")
     limits.check("file", len(data), f"reading {str(p)!r}")  # it grew while we looked
-    if not data:
-        raise InputError(f"{str(p)!r} is empty")
     return data
 
 
@@ -124,9 +114,7 @@ def decode_shape(coded: Coded, resolution: int | None = None,
     if resolution is None:
         shape = coded.header.grid
     else:
-        if not 16 <= resolution <= 1024:
-            raise UsageError(f"decode resolution {resolution} is outside 16..1024")
-        shape = network.scaled_shape(coded.header.grid, resolution)
+        shape = network.scaled_shape(coded.header.grid, frame.check_decode_resolution(resolution))
     label = f"decoding {'x'.join(map(str, shape))} voxels"
     lower = "or decode at a lower --resolution"
     limits.check("grid", max(shape), label, lower)
@@ -137,45 +125,38 @@ def decode_shape(coded: Coded, resolution: int | None = None,
 
 
 def voxels(coded: Coded, resolution: int | None = None) -> np.ndarray:
-    """The decoded occupancy grid (bool)."""
-    return network.occupancy_grid(coded.header.arch, coded.weights, decode_shape(coded, resolution))
+    """The decoded occupancy grid (bool): logit > 0, i.e. P > 0.5.
+
+    Raises
+    ------
+    UsageError
+        If ``resolution`` is outside the decode limits.
+    """
+    return coded.occupancy_grid(decode_shape(coded, resolution))
 
 
 def mesh_arrays(coded: Coded, resolution: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Marching cubes on the probability field at 0.5, in the input's world coordinates.
+    """The decoded surface in the input's world coordinates (:func:`meshing.grid_surface`).
 
-    The field is padded with one layer of "outside" so that shapes touching the grid's
-    border still give closed surfaces. Returns (vertices (V,3) float64, faces (F,3) int64);
-    both are empty when nothing is occupied.
+    Returns (vertices (V,3) float64, faces (F,3) int64), outward-facing; both are empty
+    when nothing is occupied.
+
+    Raises
+    ------
+    UsageError
+        If ``resolution`` is outside the decode limits.
     """
-    from skimage import measure  # a decoder dependency, imported only when meshing
+    from occcodec.shapes.meshing import grid_surface
 
-    shape = decode_shape(coded, resolution, DENSE_MESH_BYTES)
-    z = network.logit_grid(coded.header.arch, coded.weights, shape)
-    if not (z > 0).any():
-        return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
-    # float32 and in place: at 1024^3 a float64 copy alone would be 8 GB
-    padded = np.pad(z, 1, constant_values=-np.inf)
-    del z
-    with np.errstate(over="ignore"):
-        np.negative(padded, out=padded)
-        np.exp(padded, out=padded)
-        padded += 1.0
-        np.reciprocal(padded, out=padded)
-    # "ascent": the inside is where P is high; scikit-image's default ("descent") winds the
-    # faces the other way, which gave inside-out meshes (negative volume, inward normals).
-    verts, faces, _, _ = measure.marching_cubes(padded, level=0.5, gradient_direction="ascent")
-    # padded index -> voxel index -> normalised -> world
-    m = max(shape)
-    ijk = verts - 1.0
-    p = (ijk - (np.asarray(shape, dtype=np.float64) - 1.0) / 2.0) / (m / 2.0)
     h = coded.header
-    with np.errstate(over="ignore", invalid="ignore"):
-        world = np.asarray(h.center) + h.scale * p
-    if not np.isfinite(world).all():
+    # the logit grid is passed as a temporary so that grid_surface can free it once padded
+    shape = decode_shape(coded, resolution, DENSE_MESH_BYTES)
+    with np.errstate(over="ignore", invalid="ignore"):  # a damaged frame is reported below
+        verts, faces = grid_surface(coded.logit_grid(shape), h.center, h.scale, logits=True)
+    if not np.isfinite(verts).all():
         raise FormatError("the header's centre and scale put vertices at infinity: "
                           "the file is damaged")
-    return world, faces.astype(np.int64)
+    return verts, faces
 
 
 def write_output(coded: Coded, path: str | os.PathLike[str], resolution: int | None = None,

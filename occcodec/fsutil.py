@@ -1,18 +1,95 @@
-"""Safe file output: never overwrite without ``force``, never leave a half-written file.
+"""Files in and out: one input check, one atomic writer, one file hash.
 
-Every writer in occcodec goes through :func:`atomic_output`: the data is written to a
-temporary file in the destination directory and renamed over the target only when complete.
+Inputs: :func:`check_input_file` is the one test that a path names an existing, readable,
+non-empty regular file (the decoder, the voxel readers and the mesh loader all use it), and
+:func:`read_input_bytes` reads one with the same messages.
+
+Outputs: never overwrite without ``force``, never leave a half-written file. Every writer
+in occcodec goes through :func:`atomic_output`: the data is written to a temporary file in
+the destination directory and renamed over the target only when complete.
+:func:`atomic_write_bytes` and :func:`atomic_open` are its two usual shapes (bytes in hand;
+a writer that wants a file object).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
-from occcodec.errors import OutputError
+from occcodec.errors import InputError, OutputError
+
+#: What a user is asked for when a path is a directory or not a regular file.
+_DEFAULT_KIND = "a mesh or voxel file"
+
+
+def check_input_file(path: str | os.PathLike[str], kind: str = _DEFAULT_KIND) -> Path:
+    """Check that ``path`` is an existing, readable, non-empty regular file.
+
+    ``kind`` names what the user should give instead of a directory (e.g. ``"a .occ file"``).
+
+    Raises
+    ------
+    InputError
+        If the path is missing, a directory, not a regular file, unreadable or empty.
+    """
+    p = Path(path)
+    where = f"input {str(p)!r}"
+    if not p.exists():
+        raise InputError(f"{where} does not exist: check the path")
+    if p.is_dir():
+        raise InputError(f"{where} is a directory: give {kind}")
+    if not p.is_file():
+        raise InputError(f"{where} is not a regular file: give {kind}")
+    try:
+        # Opening is the only reliable readability test (os.access lies for root and ACLs).
+        with open(p, "rb") as fh:
+            first = fh.read(1)
+    except OSError as exc:
+        raise InputError(f"{where} cannot be read ({_reason(exc)}): check its permissions"
+                         ) from None
+    if not first:
+        raise InputError(f"{where} is empty (0 bytes): give a non-empty file")
+    return p
+
+
+def read_input_bytes(path: str | os.PathLike[str], kind: str = _DEFAULT_KIND) -> bytes:
+    """The whole content of an input file, checked as :func:`check_input_file`.
+
+    Raises
+    ------
+    InputError
+        As :func:`check_input_file`, or if the read fails or finds the file emptied.
+    """
+    p = check_input_file(path, kind)
+    try:
+        with open(p, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise InputError(f"input {str(p)!r} cannot be read ({_reason(exc)})") from None
+    if not data:  # emptied between the check and the read
+        raise InputError(f"input {str(p)!r} is empty (0 bytes): give a non-empty file")
+    return data
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file's bytes (``hashlib.file_digest``: buffered, no Python loop).
+
+    Raises
+    ------
+    OSError
+        If the file cannot be opened or read (callers check inputs first).
+    """
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
 
 
 def check_output_path(path: str | os.PathLike[str], force: bool) -> Path:
@@ -68,11 +145,32 @@ def atomic_output(path: str | os.PathLike[str], force: bool = False) -> Iterator
             tmp.unlink()
 
 
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike[str], force: bool = False) -> Iterator[IO[bytes]]:
+    """Yield a binary file object whose content becomes ``path`` atomically on success.
+
+    The data is flushed and fsynced before the rename, so after a crash the target holds
+    either its old content or the complete new one.
+
+    Raises
+    ------
+    OutputError
+        As :func:`check_output_path`.
+    """
+    with atomic_output(path, force) as tmp, open(tmp, "wb") as fh:
+        yield fh
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, force: bool = False) -> Path:
-    """Write ``data`` to ``path`` atomically (see :func:`atomic_output`)."""
-    with atomic_output(path, force) as tmp:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_open`).
+
+    Raises
+    ------
+    OutputError
+        As :func:`check_output_path`.
+    """
+    with atomic_open(path, force) as fh:
+        fh.write(data)
     return Path(path)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import occcodec
-from occcodec.format import network
+from occcodec.shapes import frame
 from conftest import run_cli
 
 #: conftest's SMALL_ENCODE as keywords (a fixed small network, one thread): the same bytes.
@@ -18,7 +18,7 @@ SMALL = {"preset": "default", "resolution": 20, "threads": 1, "arch": "16:relu,1
 
 def _centres_world(shape: occcodec.DecodedShape, dims: tuple[int, ...]) -> np.ndarray:
     """World coordinates of every voxel centre of a grid of ``dims``, in C order."""
-    axes = [network.grid_coords(dims, a).astype(np.float64) for a in range(3)]
+    axes = [a.astype(np.float64) for a in frame.axis_coords(dims)]
     p = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
     return np.asarray(shape.header.center) + shape.header.scale * p
 

@@ -15,6 +15,7 @@ from occcodec.format.arch import LARGEST_PARAMS, NI_PARAMS, Arch, Layer, parse_a
 from occcodec.errors import FormatError, UsageError
 from occcodec.format.header import build_header, parse_header
 from occcodec.format.quant import SCHEMES, dequantize, quantize, raw_size
+from occcodec.shapes.frame import axis_coords
 
 
 def random_weights(arch: Arch, rng: np.random.Generator, scale: float = 1.0) -> list:
@@ -289,35 +290,46 @@ def test_activations() -> None:
 
 
 def test_grid_coords() -> None:
-    assert network.grid_coords((4, 8, 2), 0).tolist() == [-0.375, -0.125, 0.125, 0.375]
-    assert network.grid_coords((4, 8, 2), 1).tolist() == [
-        -0.875, -0.625, -0.375, -0.125, 0.125, 0.375, 0.625, 0.875]
-    assert network.grid_coords((4, 8, 2), 2).tolist() == [-0.125, 0.125]
-    c = network.grid_coords((130, 130, 130), 0)
+    x, y, z = axis_coords((4, 8, 2))
+    assert x.tolist() == [-0.375, -0.125, 0.125, 0.375]
+    assert y.tolist() == [-0.875, -0.625, -0.375, -0.125, 0.125, 0.375, 0.625, 0.875]
+    assert z.tolist() == [-0.125, 0.125]
+    c = axis_coords((130, 130, 130))[0]
     assert c.dtype == np.float32
     assert c[0] == np.float32(-129 / 130) and c[-1] == np.float32(129 / 130)
-    assert network.grid_coords((1, 3, 3), 0).tolist() == [0.0]
+    assert axis_coords((1, 3, 3))[0].tolist() == [0.0]
 
 
 def test_iter_grid_points_is_c_order() -> None:
-    shape = (3, 4, 5)
-    pts = np.concatenate([p for _, p in network.iter_grid_points(shape)])
-    ii, jj, kk = np.meshgrid(*(network.grid_coords(shape, a) for a in range(3)), indexing="ij")
+    axes = axis_coords((3, 4, 5))
+    pts = np.concatenate([p for _, p in network.iter_grid_points(axes)])
+    ii, jj, kk = np.meshgrid(*axes, indexing="ij")
     assert np.array_equal(pts, np.stack([ii.ravel(), jj.ravel(), kk.ravel()], axis=1))
+
+
+def test_logit_grid_matches_pointwise_logits() -> None:
+    """The per-axis factorised grid evaluation agrees with logits() at the same points."""
+    arch = parse_arch("pe2,10:elu,6:swish")
+    weights = random_weights(arch, np.random.default_rng(5), scale=2.0)
+    axes = axis_coords((6, 5, 7))
+    pts = np.concatenate([p for _, p in network.iter_grid_points(axes)])
+    want = network.logits(arch, weights, pts).reshape(6, 5, 7)
+    assert np.allclose(network.logit_grid(arch, weights, axes), want, rtol=1e-5, atol=1e-5)
 
 
 def test_occupancy_grid_chunking(monkeypatch: pytest.MonkeyPatch) -> None:
     arch = parse_arch("pe1,12:swish,8:elu")
     weights = random_weights(arch, np.random.default_rng(3), scale=3.0)
     shape = (11, 7, 9)
-    whole = network.logit_grid(arch, weights, shape)
+    axes = axis_coords(shape)
+    whole = network.logit_grid(arch, weights, axes)
     assert whole.shape == shape and whole.dtype == np.float32
     for chunk in (1, 37, 63, 64, 10_000):  # smaller than a plane, not a multiple, larger
         monkeypatch.setattr(network, "CHUNK_POINTS", chunk)
-        assert np.allclose(network.logit_grid(arch, weights, shape), whole, rtol=1e-6,
+        assert np.allclose(network.logit_grid(arch, weights, axes), whole, rtol=1e-6,
                            atol=1e-6)
-        assert np.array_equal(network.occupancy_grid(arch, weights, shape), whole > 0)
-    grid = network.occupancy_grid(arch, weights, shape)
+        assert np.array_equal(network.occupancy_grid(arch, weights, axes), whole > 0)
+    grid = network.occupancy_grid(arch, weights, axes)
     assert grid.dtype == bool and 0 < grid.sum() < grid.size
 
 
@@ -325,7 +337,7 @@ def test_occupancy_threshold_is_strict() -> None:
     arch = parse_arch("1:relu")
     w = [(np.zeros((3, 1), np.float32), np.zeros(1, np.float32)),
          (np.zeros((1, 1), np.float32), np.zeros(1, np.float32))]
-    assert not network.occupancy_grid(arch, w, (2, 2, 2)).any()  # logit 0: empty
+    assert not network.occupancy_grid(arch, w, axis_coords((2, 2, 2))).any()  # logit 0: empty
 
 
 @pytest.mark.parametrize(("shape", "res", "want"), [

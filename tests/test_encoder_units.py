@@ -216,7 +216,7 @@ def test_options_resolve_and_refuse() -> None:
     rec = EncodeOptions(threads=1).resolved().record()
     assert "arch" not in rec and "max_params" not in rec and rec["quant"] == "fp16"
     for bad, match in (({"preset": "quick"}, "unknown preset 'quick'"),
-                       ({"fill": "hollow"}, "unknown fill"),
+                       ({"fill": "hollow"}, "is not one of auto, solid, shell"),
                        ({"quant": "int4"}, "unknown quantization"),
                        ({"resolution": 8}, "outside 16..512"),
                        ({"seed": -1}, "seed"),

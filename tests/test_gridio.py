@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from occcodec.shapes import gridio
 from occcodec.errors import InputError, OutputError
+from occcodec.fsutil import check_input_file
 from occcodec.shapes.gridio import (
     decode_binvox,
     encode_binvox,
@@ -269,9 +269,9 @@ def test_pack_bits() -> None:
 
 def test_check_input_file_messages(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="does not exist"):
-        gridio.check_input_file(tmp_path / "missing.npz")
+        check_input_file(tmp_path / "missing.npz")
     with pytest.raises(InputError, match="is a directory"):
-        gridio.check_input_file(tmp_path)
+        check_input_file(tmp_path)
     (tmp_path / "empty.npz").write_bytes(b"")
     with pytest.raises(InputError, match=r"is empty \(0 bytes\)"):
         read_npz(tmp_path / "empty.npz")

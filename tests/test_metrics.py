@@ -9,13 +9,13 @@ import pytest
 import trimesh
 
 from occcodec.errors import InputError, OutputError
+from occcodec.shapes.frame import index_to_normalized
 from occcodec.tools.metrics import (
     MISSING_RGB,
     SPURIOUS_RGB,
     boundary_voxels,
     confusion,
     misclassified_points,
-    normalized_coords,
     surface_chamfer,
     voxel_chamfer,
     write_error_cloud,
@@ -111,12 +111,6 @@ def test_boundary_voxels() -> None:
     assert len(boundary_voxels(cube(size=5))) == 125 - 27
 
 
-def test_normalized_coords_follow_the_grid_convention() -> None:
-    # m = 4: p = (i - (n - 1) / 2) / 2
-    p = normalized_coords([[0, 0, 0], [3, 1, 1]], (4, 2, 2))
-    np.testing.assert_allclose(p, [[-0.75, -0.25, -0.25], [0.75, 0.25, 0.25]])
-
-
 # ------------------------------------------------------------------------------- chamfer
 
 
@@ -150,8 +144,8 @@ def test_voxel_chamfer_asymmetric_case_by_hand() -> None:
 
 def test_voxel_chamfer_shifted_cube_matches_brute_force() -> None:
     ref, pred = cube(lo=(2, 2, 2)), cube(lo=(3, 2, 3))
-    a = normalized_coords(boundary_voxels(ref), ref.shape)
-    b = normalized_coords(boundary_voxels(pred), pred.shape)
+    a = index_to_normalized(boundary_voxels(ref), ref.shape)
+    b = index_to_normalized(boundary_voxels(pred), pred.shape)
     d = np.linalg.norm(a[:, None, :] - b[None, :, :], axis=2)
     expected = (d.min(axis=1) ** 2).mean() + (d.min(axis=0) ** 2).mean()
     ch = voxel_chamfer(ref, pred)

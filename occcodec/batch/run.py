@@ -335,8 +335,10 @@ def decode_directory(in_dir: str, out_dir: str, fmt: str, resolution: int | None
     if suffix not in MESH_OUTPUTS + VOXEL_OUTPUTS:
         raise UsageError(f"cannot write {fmt!r}: use one of "
                          f"{', '.join(s[1:] for s in MESH_OUTPUTS + VOXEL_OUTPUTS)}")
-    if resolution is not None and not 16 <= resolution <= 1024:
-        raise UsageError(f"decode resolution {resolution} is outside 16..1024")
+    if resolution is not None:
+        from occcodec.shapes.frame import check_decode_resolution
+
+        check_decode_resolution(resolution)
     t0 = time.perf_counter()
     src, dst = prepare_dirs(in_dir, out_dir)
     found, others = plan(src, dst, frozenset({".occ"}), suffix)

@@ -9,6 +9,7 @@ from typing import Any
 
 from occcodec.cli.options import emit, int_range
 from occcodec.errors import UsageError
+from occcodec.shapes.frame import MAX_DECODE_RESOLUTION, MIN_DECODE_RESOLUTION
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -18,7 +19,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True,
                    help="output; the extension picks it: .ply .obj .stl .off .glb (mesh), "
                         ".npz .binvox (voxels); for a directory input, an output directory")
-    p.add_argument("--resolution", type=int_range(16, 1024, "resolution"), metavar="R",
+    p.add_argument("--resolution", type=int_range(MIN_DECODE_RESOLUTION, MAX_DECODE_RESOLUTION, "resolution"), metavar="R",
                    help="decode at another resolution (longest axis); default: as encoded")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument("--json", action="store_true", help="print the result as JSON")

@@ -38,9 +38,9 @@ def add_encode_options(p: argparse.ArgumentParser) -> None:
     """Options shared by ``encode``, ``batch`` and ``bench`` (one code path, the same bytes)."""
     from occcodec.encoder.presets import PRESETS
     from occcodec.format.quant import SCHEMES
-    from occcodec.shapes.voxelize import FILL_MODES
+    from occcodec.shapes.frame import FILL_MODES, MAX_DIM, MIN_DIM
 
-    lo, hi = 16, 512
+    lo, hi = MIN_DIM, MAX_DIM
     g = p.add_argument_group("encoding")
     g.add_argument("--preset", choices=list(PRESETS), default="default",
                    help="search budget: fast (previews), default, paper (the published method)")

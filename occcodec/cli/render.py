@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from occcodec.cli.options import int_range
+from occcodec.shapes.frame import MAX_DECODE_RESOLUTION, MIN_DECODE_RESOLUTION
 
 PIXELS = int_range(1, 16384, "pixels")
 
@@ -30,7 +31,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--compare", metavar="MESH",
                    help="render this original (mesh or voxel grid) beside the decoded .occ, "
                         "with IoU and sizes")
-    p.add_argument("--resolution", type=int_range(16, 1024, "resolution"), metavar="R",
+    p.add_argument("--resolution", type=int_range(MIN_DECODE_RESOLUTION, MAX_DECODE_RESOLUTION, "resolution"), metavar="R",
                    help="decode the .occ at this resolution (longest axis; default: as encoded)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument("--json", action="store_true", help="print the result as JSON")

@@ -21,6 +21,7 @@ from occcodec.format.arch import Arch, parse_arch
 from occcodec.format.header import build_header
 from occcodec.format.quant import dequantize, quantize
 from occcodec.progress import Progress
+from occcodec.shapes.frame import axis_coords
 from occcodec.shapes.inputs import Shape
 
 if TYPE_CHECKING:  # the search imports TensorFlow: only encode() and search_budget() load it
@@ -56,7 +57,7 @@ def search_budget(preset: Preset, max_params: int | None = None) -> SearchBudget
 
 def measure(arch: Arch, raw: bytes, quant: str, grid: np.ndarray) -> dict[str, Any]:
     """IoU and accuracy of the stored (quantized) weights, by the decoder's own code."""
-    pred = network.occupancy_grid(arch, dequantize(raw, arch, quant), grid.shape)
+    pred = network.occupancy_grid(arch, dequantize(raw, arch, quant), axis_coords(grid.shape))
     inter = int(np.count_nonzero(pred & grid))
     union = int(np.count_nonzero(pred | grid))
     return {

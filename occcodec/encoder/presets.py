@@ -14,9 +14,7 @@ from typing import Any
 from occcodec.errors import UsageError
 from occcodec.format.arch import parse_arch
 from occcodec.format.quant import SCHEMES
-
-#: Fills the encoder accepts (``auto`` picks solid or shell per input).
-FILLS: tuple[str, ...] = ("auto", "solid", "shell")
+from occcodec.shapes.frame import check_encode_resolution, check_fill
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -132,12 +130,10 @@ class EncodeOptions:
             On an unknown preset, fill or quantization, or a value out of range.
         """
         preset(self.preset)
-        if self.fill not in FILLS:
-            raise UsageError(f"unknown fill {self.fill!r}: use auto, solid or shell")
+        check_fill(self.fill)
         if self.quant not in SCHEMES:
             raise UsageError(f"unknown quantization {self.quant!r}: use {', '.join(SCHEMES)}")
-        if not 16 <= self.resolution <= 512:
-            raise UsageError(f"resolution {self.resolution} is outside 16..512")
+        check_encode_resolution(self.resolution)
         if not 0 <= self.seed < 2**32:
             raise UsageError(f"seed {self.seed} must be in 0..{2**32 - 1}")
         if self.max_params is not None and self.max_params < 20:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from occcodec.format.network import grid_coords
+from occcodec.shapes.frame import axis_coords
 
 _SIX = ndimage.generate_binary_structure(3, 1)
 
@@ -40,7 +40,8 @@ def boundary_mask(grid: np.ndarray) -> np.ndarray:
 def coords_of(shape: tuple[int, ...], flat_index: np.ndarray) -> np.ndarray:
     """Normalised coordinates (N, 3) float32 of voxels given by C-order flat indices."""
     ijk = np.unravel_index(flat_index, shape)
-    return np.stack([grid_coords(shape, a)[ijk[a]] for a in range(3)], axis=1)
+    axes = axis_coords(shape)
+    return np.stack([axes[a][ijk[a]] for a in range(3)], axis=1)
 
 
 def make_samples(grid: np.ndarray, rng: np.random.Generator, rest_fraction: float = 0.25,

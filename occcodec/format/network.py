@@ -16,19 +16,22 @@ from occcodec.errors import FormatError
 from occcodec.format.arch import Arch
 
 Weights = list[tuple[np.ndarray, np.ndarray]]
+#: A grid as its three per-axis normalised coordinate vectors (x, y, z), float32: the
+#: evaluation points are their outer product in C order. The caller computes them with the
+#: spec's 10.1 (``occcodec.shapes.frame.axis_coords``); this package stays free of the
+#: shapes layer, and the same code evaluates any axis-aligned grid of points.
+Axes = Sequence[np.ndarray]
 
 #: Points evaluated per chunk (at least one x-slice): small enough to stay in cache.
 CHUNK_POINTS = 1 << 14
 
 
-def grid_coords(shape: Sequence[int], axis: int) -> np.ndarray:
-    """Normalised centre coordinates of the voxels along ``axis`` of a grid of ``shape``.
-
-    ``p = (i - (n - 1) / 2) / (m / 2)`` with ``m = max(shape)``, in float32.
-    """
-    n, m = shape[axis], max(shape)
-    i = np.arange(n, dtype=np.float64)
-    return ((i - (n - 1) / 2.0) / (m / 2.0)).astype(np.float32)
+def _as_axes(axes: Axes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The three per-axis coordinate vectors as float32 (a no-op for the frame's own)."""
+    if len(axes) != 3:
+        raise ValueError(f"a grid has 3 coordinate axes, got {len(axes)}")
+    x, y, z = (np.asarray(a, dtype=np.float32).reshape(-1) for a in axes)
+    return x, y, z
 
 
 def positional_encoding(points: np.ndarray, levels: int) -> np.ndarray:
@@ -106,9 +109,9 @@ def logits(arch: Arch, weights: Weights, points: np.ndarray) -> np.ndarray:
     return (h @ kernel + bias)[:, 0]
 
 
-def iter_grid_points(shape: Sequence[int]) -> Iterator[tuple[slice, np.ndarray]]:
+def iter_grid_points(axes: Axes) -> Iterator[tuple[slice, np.ndarray]]:
     """Yield (x-slab slice, points) covering a grid in C order, about CHUNK_POINTS at a time."""
-    xs, ys, zs = (grid_coords(shape, a) for a in range(3))
+    xs, ys, zs = _as_axes(axes)
     plane = len(ys) * len(zs)
     step = max(1, CHUNK_POINTS // plane)
     yy, zz = np.meshgrid(ys, zs, indexing="ij")
@@ -119,7 +122,7 @@ def iter_grid_points(shape: Sequence[int]) -> Iterator[tuple[slice, np.ndarray]]
         yield sl, np.concatenate([x[:, None], np.tile(yz, (len(x) // plane, 1))], axis=1)
 
 
-def _axis_terms(arch: Arch, kernel: np.ndarray, shape: Sequence[int]) -> list[np.ndarray]:
+def _axis_terms(arch: Arch, kernel: np.ndarray, axes: Axes) -> list[np.ndarray]:
     """First-layer contributions of each axis alone: (n_a, units) per axis.
 
     Every input feature (a coordinate, or a sine or cosine of one coordinate) depends on a
@@ -129,8 +132,8 @@ def _axis_terms(arch: Arch, kernel: np.ndarray, shape: Sequence[int]) -> list[np
     """
     feats_per_axis = 1 + 2 * arch.pe_levels
     terms = []
-    for axis in range(3):
-        c = grid_coords(shape, axis)[:, None]
+    for axis, coords in enumerate(_as_axes(axes)):
+        c = coords[:, None]
         rows = [axis]  # feature rows of this axis in the encoded input (see positional_encoding)
         feats = [c]
         for k in range(arch.pe_levels):
@@ -143,12 +146,17 @@ def _axis_terms(arch: Arch, kernel: np.ndarray, shape: Sequence[int]) -> list[np
     return terms
 
 
-def logit_grid(arch: Arch, weights: Weights, shape: Sequence[int]) -> np.ndarray:
-    """Logits at every voxel centre of a grid of ``shape``, float32, in bounded-memory slabs."""
-    shape = tuple(int(s) for s in shape)
+def logit_grid(arch: Arch, weights: Weights, axes: Axes) -> np.ndarray:
+    """Logits at every point of the grid ``axes``, float32 ``(len(x), len(y), len(z))``.
+
+    Evaluated in bounded-memory x-slabs. For a decoded grid, ``axes`` are its voxel
+    centres (``occcodec.shapes.frame.axis_coords(shape)``).
+    """
+    axes = _as_axes(axes)
+    shape = tuple(len(a) for a in axes)
     out = np.empty(shape, dtype=np.float32)
     kernel0, bias0 = weights[0]
-    tx, ty, tz = _axis_terms(arch, kernel0, shape)
+    tx, ty, tz = _axis_terms(arch, kernel0, axes)
     yz = (ty[:, None, :] + tz[None, :, :] + bias0).reshape(-1, kernel0.shape[1])
     plane = shape[1] * shape[2]
     step = max(1, CHUNK_POINTS // plane)
@@ -163,9 +171,9 @@ def logit_grid(arch: Arch, weights: Weights, shape: Sequence[int]) -> np.ndarray
     return out
 
 
-def occupancy_grid(arch: Arch, weights: Weights, shape: Sequence[int]) -> np.ndarray:
-    """Decoded voxels: occupied where the logit is > 0 (P > 0.5). Bool array of ``shape``."""
-    return logit_grid(arch, weights, shape) > 0.0
+def occupancy_grid(arch: Arch, weights: Weights, axes: Axes) -> np.ndarray:
+    """Decoded voxels: occupied where the logit is > 0 (P > 0.5). Bool grid over ``axes``."""
+    return logit_grid(arch, weights, axes) > 0.0
 
 
 def scaled_shape(shape: Sequence[int], resolution: int) -> tuple[int, int, int]:

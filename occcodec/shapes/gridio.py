@@ -22,38 +22,38 @@ from __future__ import annotations
 
 import os
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from occcodec.errors import InputError, OutputError
-from occcodec.fsutil import atomic_output
+from occcodec.fsutil import (
+    atomic_open,
+    atomic_write_bytes,
+    check_input_file,
+    read_input_bytes,
+)
+from occcodec.shapes.frame import MAX_DIM, MIN_DIM
 
 __all__ = [
-    "MIN_DIM",
-    "MAX_DIM",
-    "VOXEL_EXTENSIONS",
     "NPZ_KEY",
+    "VOXEL_EXTENSIONS",
+    "VOXEL_FORMATS",
     "BinvoxHeader",
-    "check_input_file",
-    "validate_grid",
-    "read_npz",
-    "write_npz",
+    "VoxelFormat",
     "decode_binvox",
     "encode_binvox",
-    "read_binvox",
-    "write_binvox",
-    "read_voxels",
-    "write_voxels",
     "pack_bits",
+    "read_binvox",
+    "read_npz",
+    "read_voxels",
+    "validate_grid",
+    "write_binvox",
+    "write_npz",
+    "write_voxels",
 ]
-
-#: Smallest and largest grid dimension (per axis) and mesh resolution occcodec accepts.
-MIN_DIM = 16
-MAX_DIM = 512
-
-VOXEL_EXTENSIONS = frozenset({".npz", ".binvox"})
 
 #: The array name occcodec reads first from, and writes to, a ``.npz`` file.
 NPZ_KEY = "occupancy"
@@ -73,33 +73,6 @@ class BinvoxHeader:
     translate: tuple[float, float, float]
     scale: float
     data_offset: int
-
-
-def check_input_file(path: str | os.PathLike[str]) -> Path:
-    """Check that ``path`` is an existing, readable, non-empty regular file.
-
-    Raises
-    ------
-    InputError
-        If the path is missing, a directory, not a regular file, unreadable or empty.
-    """
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"input {str(p)!r} does not exist: check the path")
-    if p.is_dir():
-        raise InputError(f"input {str(p)!r} is a directory: give a mesh or voxel file")
-    if not p.is_file():
-        raise InputError(f"input {str(p)!r} is not a regular file: give a mesh or voxel file")
-    try:
-        # Opening is the only reliable readability test (os.access lies for root and ACLs).
-        with open(p, "rb") as fh:
-            first = fh.read(1)
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise InputError(f"input {str(p)!r} cannot be read ({reason}): check its permissions")
-    if not first:
-        raise InputError(f"input {str(p)!r} is empty (0 bytes): give a non-empty file")
-    return p
 
 
 def _check_dims(dims: tuple[int, ...], where: str) -> None:
@@ -194,13 +167,9 @@ def write_npz(path: str | os.PathLike[str], grid: np.ndarray, force: bool = Fals
         If the target exists and ``force`` is false, or its directory is missing.
     """
     arr = _as_bool3d(grid)
-    with atomic_output(path, force) as tmp:
-        # np.savez_compressed appends ".npz" to names lacking it; the temp name keeps the
-        # target's suffix, so pass an open file to stay in control of the name.
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **{NPZ_KEY: arr})
-            fh.flush()
-            os.fsync(fh.fileno())
+    # np.savez_compressed appends ".npz" to names lacking it: give it an open file instead.
+    with atomic_open(path, force) as fh:
+        np.savez_compressed(fh, **{NPZ_KEY: arr})
     return Path(path)
 
 
@@ -313,11 +282,11 @@ def read_binvox(path: str | os.PathLike[str]) -> np.ndarray:
     Raises
     ------
     InputError
-        As :func:`check_input_file`, :func:`decode_binvox` and :func:`validate_grid`.
+        As :func:`occcodec.fsutil.check_input_file`, :func:`decode_binvox` and
+        :func:`validate_grid`.
     """
-    p = check_input_file(path)
-    where = f"{str(p)!r}"
-    _, grid = decode_binvox(p.read_bytes(), where)
+    where = f"{str(Path(path))!r}"
+    _, grid = decode_binvox(read_input_bytes(path), where)
     return validate_grid(grid, where)
 
 
@@ -329,57 +298,63 @@ def write_binvox(path: str | os.PathLike[str], grid: np.ndarray, force: bool = F
     OutputError
         If the target exists and ``force`` is false, or its directory is missing.
     """
-    data = encode_binvox(grid)
-    with atomic_output(path, force) as tmp:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-    return Path(path)
+    return atomic_write_bytes(path, encode_binvox(grid), force)
 
 
 # ------------------------------------------------------------------------ dispatch
 
 
-def _suffix(path: str | os.PathLike[str]) -> str:
-    return Path(path).suffix.lower()
+@dataclass(frozen=True)
+class VoxelFormat:
+    """A voxel file format: how to read one (validated grid out) and write one (atomically)."""
+
+    read: Callable[[str | os.PathLike[str]], np.ndarray]
+    write: Callable[[str | os.PathLike[str], np.ndarray, bool], Path]
+
+
+#: The voxel file formats by (lower-case) extension. Adding a format is adding a row.
+VOXEL_FORMATS: dict[str, VoxelFormat] = {
+    ".npz": VoxelFormat(read_npz, write_npz),
+    ".binvox": VoxelFormat(read_binvox, write_binvox),
+}
+
+VOXEL_EXTENSIONS = frozenset(VOXEL_FORMATS)
+
+
+def _format_of(path: str | os.PathLike[str]) -> VoxelFormat | None:
+    return VOXEL_FORMATS.get(Path(path).suffix.lower())
+
+
+def _listed() -> str:
+    return ", ".join(sorted(VOXEL_FORMATS))
 
 
 def read_voxels(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read a voxel grid file, choosing the reader by extension (``.npz`` or ``.binvox``).
+    """Read a voxel grid file, choosing the reader by extension (:data:`VOXEL_FORMATS`).
 
     Raises
     ------
     InputError
         If the extension is not a voxel format, or as the chosen reader.
     """
-    ext = _suffix(path)
-    if ext == ".npz":
-        return read_npz(path)
-    if ext == ".binvox":
-        return read_binvox(path)
-    raise InputError(
-        f"input {str(path)!r} is not a voxel file: use one of {', '.join(sorted(VOXEL_EXTENSIONS))}"
-    )
+    fmt = _format_of(path)
+    if fmt is None:
+        raise InputError(f"input {str(path)!r} is not a voxel file: use one of {_listed()}")
+    return fmt.read(path)
 
 
 def write_voxels(path: str | os.PathLike[str], grid: np.ndarray, force: bool = False) -> Path:
-    """Write a voxel grid, choosing the writer by extension (``.npz`` or ``.binvox``).
+    """Write a voxel grid, choosing the writer by extension (:data:`VOXEL_FORMATS`).
 
     Raises
     ------
     OutputError
         If the extension is not a voxel format, or as the chosen writer.
     """
-    ext = _suffix(path)
-    if ext == ".npz":
-        return write_npz(path, grid, force)
-    if ext == ".binvox":
-        return write_binvox(path, grid, force)
-    raise OutputError(
-        f"output {str(path)!r} is not a voxel file name: use one of"
-        f" {', '.join(sorted(VOXEL_EXTENSIONS))}"
-    )
+    fmt = _format_of(path)
+    if fmt is None:
+        raise OutputError(f"output {str(path)!r} is not a voxel file name: use one of {_listed()}")
+    return fmt.write(path, grid, force)
 
 
 def pack_bits(grid: np.ndarray) -> bytes:

@@ -5,14 +5,12 @@ and voxelized by :mod:`occcodec.shapes.voxelize`; voxel files are read by :mod:`
 and used as given. Every way an input can be unusable ends in an :class:`InputError` whose
 one-line message says what to do.
 
-World frames (the container stores ``center`` and ``scale``): with ``m`` the largest grid
-dimension, voxel ``i`` along an axis of ``n`` voxels has the normalized coordinate
-``p = (i - (n - 1) / 2) / (m / 2)`` and the world coordinate ``center + scale * p``.
+World frames (the container stores ``center`` and ``scale``): the voxel -> normalised ->
+world map is :mod:`occcodec.shapes.frame`'s.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from dataclasses import dataclass
@@ -21,20 +19,21 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from occcodec.errors import InputError, UsageError
-from occcodec.shapes.gridio import MAX_DIM, MIN_DIM, VOXEL_EXTENSIONS, check_input_file, read_voxels
-from occcodec.shapes.voxelize import FILL_MODES, voxelize
+from occcodec.errors import InputError
+from occcodec.fsutil import check_input_file, sha256_file
+from occcodec.shapes import frame
+from occcodec.shapes.gridio import VOXEL_EXTENSIONS, read_voxels
+from occcodec.shapes.voxelize import voxelize
 
 if TYPE_CHECKING:
     import trimesh
 
 __all__ = [
-    "check_encode_settings",
     "shape_from_grid",
     "shape_from_mesh",
     "MESH_EXTENSIONS",
-    "VOXEL_EXTENSIONS",
     "SUPPORTED_EXTENSIONS",
+    "VOXEL_EXTENSIONS",
     "Shape",
     "load_mesh",
     "load_shape",
@@ -73,27 +72,22 @@ class Shape:
     scale: float
     fill: FillUsed
     source_kind: SourceKind
-    mesh: "trimesh.Trimesh | None" = None
+    mesh: trimesh.Trimesh | None = None
     fill_note: str = ""
+
+    @property
+    def grid_frame(self) -> frame.GridFrame:
+        """The grid's shape, centre and scale: what a ``.occ`` header records."""
+        nx, ny, nz = self.occupancy.shape
+        return frame.GridFrame((nx, ny, nz), self.center, self.scale)
 
     def index_to_normalized(self, index: np.ndarray) -> np.ndarray:
         """Normalized coordinates (in (-1, 1)) of voxel centres given as (..., 3) indices."""
-        dims = np.asarray(self.occupancy.shape, dtype=np.float64)
-        half = dims.max() / 2.0
-        return (np.asarray(index, dtype=np.float64) - (dims - 1.0) / 2.0) / half
+        return frame.index_to_normalized(index, self.occupancy.shape)
 
     def index_to_world(self, index: np.ndarray) -> np.ndarray:
         """World coordinates of voxel centres given as (..., 3) indices."""
-        return np.asarray(self.center) + self.scale * self.index_to_normalized(index)
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return self.grid_frame.index_to_world(index)
 
 
 def _extension(path: Path) -> str:
@@ -107,7 +101,7 @@ def _extension(path: Path) -> str:
     return ext
 
 
-def load_mesh(path: str | os.PathLike[str]) -> "trimesh.Trimesh":
+def load_mesh(path: str | os.PathLike[str]) -> trimesh.Trimesh:
     """Load a mesh file as one triangle mesh in world coordinates.
 
     Scenes (glTF/GLB with several nodes) are flattened: every mesh instance is moved by its
@@ -162,7 +156,7 @@ def load_mesh(path: str | os.PathLike[str]) -> "trimesh.Trimesh":
     return trimesh.Trimesh(vertices=vertices, faces=faces, process=True, validate=False)
 
 
-def _concatenate(meshes: list["trimesh.Trimesh"]) -> tuple[np.ndarray, np.ndarray]:
+def _concatenate(meshes: list[trimesh.Trimesh]) -> tuple[np.ndarray, np.ndarray]:
     """Stack vertices and offset faces; plain arrays, no visuals to reconcile."""
     vertices, faces, offset = [], [], 0
     for m in meshes:
@@ -183,39 +177,31 @@ def load_shape(path: str | os.PathLike[str], resolution: int = 128, fill: str = 
     Raises
     ------
     UsageError
-        If ``resolution`` is outside ``MIN_DIM..MAX_DIM`` or ``fill`` is unknown (checked
+        If ``resolution`` is outside ``frame.MIN_DIM..MAX_DIM`` or ``fill`` is unknown (checked
         for every input, so a typo is caught even where the value would be ignored).
     InputError
         As :func:`load_mesh`, :func:`occcodec.shapes.gridio.read_voxels` and
         :func:`occcodec.shapes.voxelize.voxelize`.
     """
-    check_encode_settings(resolution, fill)
+    resolution = frame.check_encode_resolution(resolution)
+    fill = frame.check_fill(fill)
     p = check_input_file(path)
     if _extension(p) in VOXEL_EXTENSIONS:
         return shape_from_grid(read_voxels(p))
+    mesh = load_mesh(p)
     try:
-        return shape_from_mesh(load_mesh(p), int(resolution), fill)
+        return shape_from_mesh(mesh, int(resolution), fill)
     except InputError as exc:
         raise InputError(f"input {str(p)!r}: {exc}") from exc
 
 
-def check_encode_settings(resolution: int, fill: str) -> None:
-    """Refuse a resolution outside ``MIN_DIM..MAX_DIM`` or an unknown fill (UsageError)."""
-    if not isinstance(resolution, (int, np.integer)) or isinstance(resolution, bool):
-        raise UsageError(f"resolution {resolution!r} is not an integer")
-    if not MIN_DIM <= resolution <= MAX_DIM:
-        raise UsageError(f"resolution {resolution} is outside {MIN_DIM}..{MAX_DIM}")
-    if fill not in FILL_MODES:
-        raise UsageError(f"fill {fill!r} is not one of {', '.join(FILL_MODES)}")
-
-
 def shape_from_grid(grid: np.ndarray) -> Shape:
     """A voxel grid used as given, in voxel index space (see :func:`load_shape`)."""
-    nx, ny, nz = grid.shape
+    given = frame.voxel_space_frame(grid.shape)
     return Shape(
         occupancy=grid,
-        center=(nx / 2.0, ny / 2.0, nz / 2.0),
-        scale=max(grid.shape) / 2.0,
+        center=given.center,
+        scale=given.scale,
         fill="given",
         source_kind="voxels",
         mesh=None,
@@ -233,7 +219,8 @@ def shape_from_mesh(mesh: "trimesh.Trimesh", resolution: int = 128, fill: str = 
     InputError
         If the mesh cannot be voxelized (empty, flat, non-finite).
     """
-    check_encode_settings(resolution, fill)
+    resolution = frame.check_encode_resolution(resolution)
+    fill = frame.check_fill(fill)
     grid, center, scale, fill_used, note = voxelize(mesh, int(resolution), fill)
     return Shape(
         occupancy=grid,

@@ -51,16 +51,16 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from occcodec.errors import InputError, UsageError
-from occcodec.shapes.gridio import MAX_DIM, MIN_DIM
+from occcodec.errors import InputError
+from occcodec.shapes.frame import check_encode_resolution, check_fill
 
 if TYPE_CHECKING:
     import trimesh
 
-__all__ = ["FILL_MODES", "Fill", "mesh_frame", "voxelize", "shell_voxels", "inside_votes"]
+__all__ = ["Fill", "inside_votes", "mesh_frame", "shell_voxels", "voxelize"]
 
+#: The ``fill`` values, spelled as :data:`occcodec.shapes.frame.FILL_MODES` (a test pins it).
 Fill = Literal["auto", "solid", "shell"]
-FILL_MODES: tuple[str, ...] = ("auto", "solid", "shell")
 
 #: Largest distance between neighbouring surface samples, in voxels.
 _SAMPLE_SPACING = 0.5
@@ -347,7 +347,7 @@ def _is_watertight(mesh: object) -> bool:
 
 
 def voxelize(
-    mesh: "trimesh.Trimesh", resolution: int, fill: str = "auto"
+    mesh: trimesh.Trimesh, resolution: int, fill: str = "auto"
 ) -> tuple[np.ndarray, tuple[float, float, float], float, str, str]:
     """Voxelize ``mesh`` on an ``R^3`` grid.
 
@@ -357,7 +357,7 @@ def voxelize(
         Any object with ``vertices`` (V, 3) and ``faces`` (F, 3); ``is_watertight`` is used
         when present.
     resolution
-        Grid size ``R`` in ``MIN_DIM..MAX_DIM``.
+        Grid size ``R`` in ``frame.MIN_DIM..frame.MAX_DIM``.
     fill
         ``"shell"`` (surface voxels), ``"solid"`` (surface plus enclosed voxels) or
         ``"auto"`` (solid when the surface encloses a volume, else shell).
@@ -376,11 +376,8 @@ def voxelize(
         If the mesh has no faces, non-finite or coincident vertices, or ``fill="solid"`` is
         asked of a mesh that encloses no volume.
     """
-    if not isinstance(resolution, (int, np.integer)) or not MIN_DIM <= resolution <= MAX_DIM:
-        raise UsageError(f"resolution {resolution} is outside {MIN_DIM}..{MAX_DIM}")
-    if fill not in FILL_MODES:
-        raise UsageError(f"fill {fill!r} is not one of {', '.join(FILL_MODES)}")
-    R = int(resolution)
+    R = check_encode_resolution(resolution)
+    fill = check_fill(fill)
     vertices = np.asarray(mesh.vertices, dtype=np.float64)
     faces = np.asarray(mesh.faces, dtype=np.int64).reshape(-1, 3)
     if len(faces) == 0:
@@ -424,7 +421,7 @@ def voxelize(
     return shell, *frame, "shell", "auto picked shell: the surface is open (encloses no volume)"
 
 
-def voxelize_in_frame(mesh: "trimesh.Trimesh", center: np.ndarray | tuple[float, float, float],
+def voxelize_in_frame(mesh: trimesh.Trimesh, center: np.ndarray | tuple[float, float, float],
                       scale: float, resolution: int,
                       fill: str) -> np.ndarray:
     """Voxelize ``mesh`` in a given frame (not the frame of its own bounding box).

@@ -62,29 +62,25 @@ class Reference:
 
 
 def voxel_edge(scale: float, grid_shape: tuple[int, ...]) -> float:
-    """World length of one voxel edge: ``scale * 2 / max(grid)`` (see :mod:`occcodec.tools.metrics`)."""
-    return float(scale) * 2.0 / float(max(grid_shape))
+    """World length of one voxel edge: ``2 * scale / max(grid)`` (:mod:`occcodec.shapes.frame`)."""
+    from occcodec.shapes.frame import voxel_size
+
+    return voxel_size(scale, grid_shape)
 
 
 def grid_mesh(grid: np.ndarray, center: Any, scale: float) -> Any:
-    """Marching cubes (level 0.5) of a bool grid, placed in world coordinates.
+    """The surface of a bool grid as a ``trimesh.Trimesh`` in world coordinates.
 
-    The grid is padded with one empty layer so that shapes touching its border close; the
-    vertices go through the same voxel -> normalised -> world map as the decoder's meshes.
-    Returns a ``trimesh.Trimesh`` (empty when the grid is).
+    The one meshing function, :func:`occcodec.shapes.meshing.grid_surface`, on the grid:
+    the same padding, orientation (outward normals) and frame as the decoder's meshes.
+    Empty when the grid is.
     """
     import trimesh
-    from skimage import measure
 
-    g = np.asarray(grid, dtype=bool)
-    if not g.any():
-        return trimesh.Trimesh(np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64), process=False)
-    padded = np.pad(g.astype(np.float32), 1, constant_values=0.0)
-    verts, faces, _, _ = measure.marching_cubes(padded, level=0.5)
-    shape = np.asarray(g.shape, dtype=np.float64)
-    p = (verts - 1.0 - (shape - 1.0) / 2.0) / (shape.max() / 2.0)
-    world = np.asarray(center, dtype=np.float64) + float(scale) * p
-    return trimesh.Trimesh(world, faces.astype(np.int64), process=False)
+    from occcodec.shapes.meshing import grid_surface
+
+    verts, faces = grid_surface(np.asarray(grid, dtype=bool), center, scale)
+    return trimesh.Trimesh(verts, faces, process=False)
 
 
 def _is_voxel_path(path: str | Path) -> bool:

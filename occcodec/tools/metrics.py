@@ -3,10 +3,11 @@
 Every number the project reports about a decoded shape comes from here, so each definition
 is stated exactly in its docstring.
 
-Grid convention (shared with the rest of occcodec): a grid is a bool array ``(nx, ny, nz)``;
-voxel ``(i, j, k)`` has normalised coordinates ``p_a = (i_a - (n_a - 1) / 2) / (m / 2)`` with
-``m = max(n)``, so the longest side spans about ``[-1, 1]`` and one voxel edge is ``2 / m``
-normalised units. Its world position is ``center + scale * p``.
+Grid convention (:mod:`occcodec.shapes.frame`, shared with the rest of occcodec): a grid is
+a bool array ``(nx, ny, nz)``; voxel ``(i, j, k)`` has normalised coordinates
+``p_a = (i_a - (n_a - 1) / 2) / (m / 2)`` with ``m = max(n)``, so the longest side spans
+about ``[-1, 1]`` and one voxel edge is ``2 / m`` normalised units. Its world position is
+``center + scale * p``.
 
 This module needs numpy and scipy only; trimesh is imported inside :func:`surface_chamfer`.
 """
@@ -22,7 +23,8 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.spatial import cKDTree
 
 from occcodec.errors import InputError
-from occcodec.fsutil import atomic_output
+from occcodec.fsutil import atomic_open
+from occcodec.shapes.frame import index_to_normalized, index_to_world
 
 __all__ = [
     "MISSING_RGB",
@@ -30,7 +32,6 @@ __all__ = [
     "boundary_voxels",
     "confusion",
     "misclassified_points",
-    "normalized_coords",
     "surface_chamfer",
     "voxel_chamfer",
     "write_error_cloud",
@@ -139,13 +140,6 @@ def boundary_voxels(grid: ArrayLike) -> NDArray[np.int64]:
     return np.argwhere(g & ~interior).astype(np.int64, copy=False)
 
 
-def normalized_coords(indices: ArrayLike, shape: tuple[int, ...]) -> NDArray[np.float64]:
-    """Normalised coordinates ``p`` of voxel indices in a grid of ``shape`` (see module doc)."""
-    idx = np.asarray(indices, dtype=np.float64).reshape(-1, 3)
-    n = np.asarray(shape, dtype=np.float64)
-    return (idx - (n - 1.0) / 2.0) / (float(n.max()) / 2.0)
-
-
 def _nearest(src: NDArray[np.float64], dst: NDArray[np.float64]) -> NDArray[np.float64]:
     """Distance from each point of ``src`` to its nearest point of ``dst``."""
     dist, _ = cKDTree(dst).query(src, k=1, workers=-1)
@@ -187,8 +181,8 @@ def voxel_chamfer(
     if unit not in ("normalized", "voxel"):
         raise InputError(f"unknown Chamfer unit {unit!r}: use 'normalized' or 'voxel'")
     r, p = _pair(ref, pred)
-    a = normalized_coords(boundary_voxels(r), r.shape)
-    b = normalized_coords(boundary_voxels(p), p.shape)
+    a = index_to_normalized(boundary_voxels(r), r.shape)
+    b = index_to_normalized(boundary_voxels(p), p.shape)
     half = max(r.shape) / 2.0  # normalised units -> voxel edges
     result: dict[str, Any] = {"unit": unit, "n_ref": len(a), "n_pred": len(b)}
     keys = ("chamfer", "chamfer_voxels", "ref_to_pred_voxels", "pred_to_ref_voxels",
@@ -280,9 +274,8 @@ def misclassified_points(
         If the grids are not 3-D or differ in shape.
     """
     r, p = _pair(ref, pred)
-    c = np.asarray(center, dtype=np.float64).reshape(3)
-    missing = c + float(scale) * normalized_coords(np.argwhere(r & ~p), r.shape)
-    spurious = c + float(scale) * normalized_coords(np.argwhere(~r & p), r.shape)
+    missing = index_to_world(np.argwhere(r & ~p), r.shape, center, scale)
+    spurious = index_to_world(np.argwhere(~r & p), r.shape, center, scale)
     return missing, spurious
 
 
@@ -348,10 +341,7 @@ def write_error_cloud(
         body = buf.getvalue().encode("ascii")
     else:
         body = verts.tobytes()
-    with atomic_output(path, force) as tmp:
-        with open(tmp, "wb") as fh:
-            fh.write(header)
-            fh.write(body)
-            fh.flush()
-            os.fsync(fh.fileno())
+    with atomic_open(path, force) as fh:
+        fh.write(header)
+        fh.write(body)
     return len(verts)
