@@ -1,16 +1,20 @@
 """``occcodec bench``: a real run on two tiny shapes, checked against the files it wrote.
 
 The run (fast preset, 16^3, a fixed small network) is made once per module through
-``main([...])``; each test then checks one promise of the report. Baseline plumbing (the fixed-frame voxelizer, the NI
-encoder, the optional dependencies, the summary arithmetic) is tested on its own.
+``main([...])``; each test then checks one promise of the report. Baseline plumbing (the
+fixed-frame voxelizer, the NI-arch encoder, the decimate+draco search, the ctx-grid checks,
+the optional dependencies, the summary arithmetic, the plots) is tested on its own.
 """
 
 from __future__ import annotations
 
 import csv
+import importlib
 import shutil
 import sys
+import types
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,16 +23,33 @@ import zstandard
 from PIL import Image
 
 from occcodec import decoder
-from occcodec.tools import bench
-from occcodec.format.arch import NI_PARAMS, parse_arch
 from occcodec.cli import main
 from occcodec.encoder.pipeline import EncodeOptions
+from occcodec.errors import UsageError
+from occcodec.format.arch import NI_PARAMS, parse_arch
 from occcodec.shapes.inputs import load_shape
 from occcodec.shapes.voxelize import voxelize, voxelize_in_frame
+from occcodec.tools import bench
+from occcodec.tools.bench import baselines as bl
+from occcodec.tools.bench.context import Context
 
 R = 16
-PLOTS = ("rate_distortion.png", "hist_iou.png", "hist_chamfer.png", "hist_surface_chamfer.png")
-MESH_METHODS = {bench.OCC, bench.NI, bench.ZSTD, bench.DRACO11, bench.DRACO14}
+PLOTS = bench.PLOTS
+OCC, NI, ZSTD, CTX, PAPER = "occcodec", "NI-arch", "zstd grid", "ctx-grid", "occcodec paper"
+DRACO = ("Draco q11", "Draco q14")
+DD_OCC, DD_99 = "decimate+draco @occ", "decimate+draco @99%"
+
+
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
+HAVE_CTX = _importable("occcodec.coding.ctxgrid")  # written by another branch
+MESH_METHODS = {OCC, NI, ZSTD, *DRACO, DD_OCC, DD_99} | ({CTX} if HAVE_CTX else set())
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +84,7 @@ def test_every_output_file_exists(report: Path) -> None:
     for name in PLOTS:
         with Image.open(report / name) as img:
             assert img.format == "PNG" and img.size[0] > 200
-    for sub in ("occ", "ni", "zstd", "draco"):
+    for sub in ("occ", "ni", "zstd", "draco", "decimate-draco"):
         assert len(list((report / sub).iterdir())) >= 2
 
 
@@ -86,7 +107,7 @@ def test_bytes_are_the_sizes_of_the_files_written(report: Path,
 def test_occ_rows_are_consistent_with_their_files(report: Path,
                                                   rows: list[dict[str, str]]) -> None:
     for r in rows:
-        if r["method"] not in (bench.OCC, bench.NI):
+        if r["method"] not in (OCC, NI):
             continue
         coded = decoder.read(report / r["file"])
         assert int(r["params"]) == coded.header.arch.params
@@ -94,14 +115,14 @@ def test_occ_rows_are_consistent_with_their_files(report: Path,
         # The bench compares with the encoder's grid, so it finds the encoder's IoU.
         assert float(r["iou"]) == pytest.approx(coded.header.metrics["iou"], abs=1e-12)
         assert float(r["encode_s"]) > 0 and float(r["decode_s"]) > 0
-        if r["method"] == bench.NI:
+        if r["method"] == NI:
             assert coded.header.arch == bench.NI_ARCH and int(r["params"]) == NI_PARAMS
             assert coded.header.options["preset"] == "fast"
 
 
 def test_zstd_blob_is_the_lossless_grid(report: Path, rows: list[dict[str, str]],
                                         shapes_dir: Path) -> None:
-    for r in (r for r in rows if r["method"] == bench.ZSTD):
+    for r in (r for r in rows if r["method"] == ZSTD):
         grid = load_shape(shapes_dir / r["shape"], resolution=R).occupancy
         raw = zstandard.ZstdDecompressor().decompress((report / r["file"]).read_bytes())
         back = np.unpackbits(np.frombuffer(raw, np.uint8), count=grid.size).reshape(grid.shape)
@@ -113,7 +134,7 @@ def test_zstd_blob_is_the_lossless_grid(report: Path, rows: list[dict[str, str]]
 def test_draco_blobs_decode_to_the_mesh(report: Path, rows: list[dict[str, str]]) -> None:
     import DracoPy
 
-    for r in (r for r in rows if r["method"] in (bench.DRACO11, bench.DRACO14)):
+    for r in (r for r in rows if r["method"] in DRACO):
         mesh = DracoPy.decode((report / r["file"]).read_bytes())
         assert len(mesh.faces) > 0
         assert float(r["iou"]) > 0.95  # 11 bits is far finer than a 16^3 grid
@@ -124,6 +145,9 @@ def test_markdown_report(report: Path) -> None:
     assert "## Summary (mean / median over shapes)" in md
     assert "occcodec is smaller than zstd grid in" in md and "of 2 shapes" in md
     assert "occcodec is smaller than Draco q11 in" in md
+    assert "occcodec is smaller than decimate+draco @occ in" in md
+    assert "## Target IoU reached" in md and f"- {DD_99}: on " in md
+    assert "NI-arch" in md and "not the NI paper's training" in md and "NI 8x32" not in md
     assert "ball.ply" in md and "box.stl" in md
     assert "notes.txt" in md  # the skipped file is listed
     for name in PLOTS:
@@ -150,16 +174,16 @@ def test_without_the_bench_extra_the_baselines_are_skipped_with_a_note(
     monkeypatch.setitem(sys.modules, "DracoPy", None)  # import DracoPy -> ImportError
     monkeypatch.setitem(sys.modules, "matplotlib", None)
 
-    def no_training(self: object, ref: object, method: str) -> dict[str, object]:
-        return bench._row(ref, method, None, note="not run in this test")  # type: ignore[arg-type]
+    def no_training(self: bl.Baseline, ref: Any, ctx: Any, done: Any) -> dict[str, Any]:
+        return bench.make_row(ref, self.name, None, note="not run in this test")
 
-    monkeypatch.setattr(bench._Runner, "occ", no_training)
+    monkeypatch.setattr(bl._Occ, "run", no_training)
     d = tmp_path / "one"
     d.mkdir()
     shutil.copy(shapes_dir / "box.stl", d / "box.stl")
     res = bench.bench(d, tmp_path / "rep", bench.BenchSettings(
         EncodeOptions(preset="fast", resolution=R), surface_points=500))
-    assert {r["method"] for r in res.rows} == {bench.ZSTD, bench.OCC, bench.NI}
+    assert {r["method"] for r in res.rows} == {ZSTD, OCC, NI} | ({CTX} if HAVE_CTX else set())
     notes = " ".join(res.notes)
     assert "DracoPy is not installed" in notes and "matplotlib is not installed" in notes
     assert not list((tmp_path / "rep").glob("*.png"))
@@ -173,13 +197,13 @@ def test_summary_and_size_counts_by_hand() -> None:
         r.update(shape=shape, method=method, bytes=size, iou=iou)
         return r
 
-    rows = [row("a", bench.OCC, 100, 0.99), row("a", bench.ZSTD, 300, 1.0),
-            row("b", bench.OCC, 200, 0.97), row("b", bench.ZSTD, 100, 1.0),
-            row("c", bench.OCC, 50, 0.98), row("c", bench.ZSTD, 400, 1.0)]
+    rows = [row("a", OCC, 100, 0.99), row("a", ZSTD, 300, 1.0),
+            row("b", OCC, 200, 0.97), row("b", ZSTD, 100, 1.0),
+            row("c", OCC, 50, 0.98), row("c", ZSTD, 400, 1.0)]
     (zstd,) = bench.size_counts(rows)
-    assert zstd["other"] == bench.ZSTD and zstd["shapes"] == 3 and zstd["smaller"] == 2
+    assert zstd["other"] == ZSTD and zstd["shapes"] == 3 and zstd["smaller"] == 2
     assert zstd["median"] == 3.0 and zstd["min"] == 0.5 and zstd["max"] == 8.0
-    occ = next(s for s in bench.summary(rows) if s["method"] == bench.OCC)
+    occ = next(s for s in bench.summary(rows) if s["method"] == OCC)
     assert occ["shapes"] == 3
     assert occ["bytes"] == (pytest.approx(350 / 3), 100)
     assert occ["iou"] == (pytest.approx(98.0), pytest.approx(98.0))
@@ -198,3 +222,164 @@ def test_voxelize_in_frame_reproduces_and_shifts_the_encoder_grid(box_mesh_path:
 def test_ni_is_a_plain_arch_option() -> None:
     """NI (8 hidden layers) goes through encode --arch: the user depth limit admits it."""
     assert parse_arch(str(bench.NI_ARCH)).params == 7553
+
+def test_decimate_draco_rows_reach_their_target_or_are_marked(
+        report: Path, rows: list[dict[str, str]]) -> None:
+    import DracoPy
+
+    occ_iou = {r["shape"]: float(r["iou"]) for r in rows if r["method"] == OCC}
+    for shape, iou in occ_iou.items():
+        mine = {r["method"]: r for r in rows if r["shape"] == shape}
+        assert float(mine[DD_OCC]["target_iou"]) == iou
+        assert float(mine[DD_99]["target_iou"]) == 0.99
+        for r in (mine[DD_OCC], mine[DD_99]):
+            reached = float(r["iou"]) >= float(r["target_iou"])
+            assert r["target_reached"] == str(reached), r
+            assert ("TARGET MISSED" in r["note"]) == (not reached), r
+            assert len(DracoPy.decode((report / r["file"]).read_bytes()).faces) > 0
+
+
+def _reference(path: Path, tmp_path: Path) -> tuple[bench.Ref, Context]:
+    from occcodec.tools.bench.runner import _Runner
+
+    settings = bench.BenchSettings(EncodeOptions(preset="fast", resolution=R),
+                                   surface_points=500)
+    runner = _Runner(tmp_path, settings, lambda text: None)
+    return runner.load(path, path.stem), runner.ctx
+
+
+def test_decimate_draco_finds_the_smallest_setting_that_reaches_the_target(
+        tmp_path: Path, shapes_dir: Path) -> None:
+    """The pruned search gives the file a full sweep of the grid would pick."""
+    import DracoPy
+    import fast_simplification  # type: ignore[import-untyped]
+
+    from occcodec.tools.metrics import confusion
+
+    ref, ctx = _reference(shapes_dir / "ball.ply", tmp_path)
+    target = 0.9
+    row = bl.DecimateDraco(target, "@90%", "iou-90", "#000000").run(ref, ctx, {})
+    sweep = []
+    for red in bl.REDUCTIONS:
+        v, f = np.asarray(ref.mesh.vertices), np.asarray(ref.mesh.faces)
+        if red:
+            v, f = fast_simplification.simplify(v, f, target_reduction=red)
+        for bits in bl.DRACO_BITS:
+            blob = DracoPy.encode(v, f.astype(np.uint32), quantization_bits=bits,
+                                  compression_level=bl.DRACO_LEVEL)
+            m = DracoPy.decode(blob)
+            mesh = trimesh.Trimesh(np.asarray(m.points).reshape(-1, 3),
+                                   np.asarray(m.faces).reshape(-1, 3), process=False)
+            grid = voxelize_in_frame(mesh, ref.center, ref.scale, R, ref.fill)
+            sweep.append((len(blob), float(confusion(ref.grid, grid)["iou"])))
+    reaching = [size for size, iou in sweep if iou >= target]
+    assert reaching, "the test shape must be reachable at 90 %"
+    assert row["target_reached"] is True and row["iou"] >= target
+    assert row["bytes"] == min(reaching) == (tmp_path / row["file"]).stat().st_size
+
+
+def test_decimate_draco_marks_an_unreachable_target(tmp_path: Path, shapes_dir: Path) -> None:
+    ref, ctx = _reference(shapes_dir / "ball.ply", tmp_path)
+    row = bl.DecimateDraco(1.01, "@101%", "iou-101", "#000000").run(ref, ctx, {})
+    assert row["target_reached"] is False and "TARGET MISSED" in row["note"]
+    best = max(ref.cache["draco_ious"].values())  # the most faithful setting measured
+    assert row["iou"] == pytest.approx(best, abs=1e-12)
+    with pytest.raises(RuntimeError, match="no occcodec IoU"):
+        bl.DecimateDraco(None, "@occ", "iou-occ", "#000000").run(ref, ctx, {})
+
+
+def test_ctx_grid_rows_are_lossless_files(report: Path, rows: list[dict[str, str]],
+                                          shapes_dir: Path) -> None:
+    ctxgrid = pytest.importorskip("occcodec.coding.ctxgrid")
+    mine = [r for r in rows if r["method"] == CTX]
+    assert len(mine) == 2
+    for r in mine:
+        grid = load_shape(shapes_dir / r["shape"], resolution=R).occupancy
+        back = ctxgrid.decode_grid((report / r["file"]).read_bytes())
+        assert np.array_equal(np.asarray(back, dtype=bool), grid)
+        assert float(r["iou"]) == 1.0
+
+
+def _fake_coder(lossy: bool) -> types.ModuleType:
+    """A stand-in for occcodec.coding.ctxgrid (zstd of the packed bits, with the shape), to
+    test the baseline's plumbing where the real coder is not installed."""
+    fake = types.ModuleType("occcodec.coding.ctxgrid")
+
+    def encode_grid(grid: np.ndarray) -> bytes:
+        head = np.asarray(grid.shape, dtype="<u2").tobytes()
+        return head + zstandard.ZstdCompressor().compress(np.packbits(grid).tobytes())
+
+    def decode_grid(data: bytes) -> np.ndarray:
+        shape = tuple(int(n) for n in np.frombuffer(data[:6], dtype="<u2"))
+        bits = np.frombuffer(zstandard.ZstdDecompressor().decompress(data[6:]), np.uint8)
+        grid = np.unpackbits(bits, count=int(np.prod(shape))).reshape(shape).astype(bool)
+        if lossy:
+            grid[0, 0, 0] = not grid[0, 0, 0]
+        return grid
+
+    fake.encode_grid = encode_grid  # type: ignore[attr-defined]
+    fake.decode_grid = decode_grid  # type: ignore[attr-defined]
+    return fake
+
+
+def test_ctx_grid_baseline_writes_decodes_and_checks_the_file(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, shapes_dir: Path) -> None:
+    ref, ctx = _reference(shapes_dir / "box.stl", tmp_path)
+    monkeypatch.setitem(sys.modules, "occcodec.coding.ctxgrid", _fake_coder(lossy=False))
+    row = bl.CtxGrid().run(ref, ctx, {})
+    assert row["file"] == "ctxgrid/box.ctx"
+    assert row["bytes"] == (tmp_path / row["file"]).stat().st_size > 6
+    assert row["iou"] == 1.0 and row["voxel_chamfer"] == 0.0
+    monkeypatch.setitem(sys.modules, "occcodec.coding.ctxgrid", _fake_coder(lossy=True))
+    ctx.settings.force = True
+    with pytest.raises(RuntimeError, match="not lossless"):
+        bl.CtxGrid().run(ref, ctx, {})
+
+
+def test_baselines_table_drives_names_choices_and_notes() -> None:
+    names = [b.name for b in bench.BASELINES]
+    assert names == [OCC, NI, ZSTD, CTX, *DRACO, DD_OCC, DD_99, PAPER]
+    assert bench.choices() == (OCC, NI, ZSTD, CTX, *DRACO, "decimate+draco", PAPER)
+    for b in bench.BASELINES:
+        assert b.note and b.colour.startswith("#") and bench.by_name(b.name) is b
+    assert len({b.colour for b in bench.BASELINES}) == len(names)
+    ni = bench.by_name(NI)
+    assert ni is not None and "not the NI paper's training" in ni.note
+
+
+def test_a_selection_runs_only_the_chosen_baselines(tmp_path: Path, shapes_dir: Path) -> None:
+    d = tmp_path / "one"
+    d.mkdir()
+    shutil.copy(shapes_dir / "box.stl", d / "box.stl")
+    with pytest.raises(UsageError, match="unknown baseline 'nope'"):
+        bench.bench(d, tmp_path / "bad", bench.BenchSettings(baselines=("nope",)))
+    assert not (tmp_path / "bad").exists()  # refused before any work
+    res = bench.bench(d, tmp_path / "rep", bench.BenchSettings(
+        EncodeOptions(preset="fast", resolution=R), surface_points=500,
+        baselines=(ZSTD, "decimate+draco")))
+    assert [r["method"] for r in res.rows] == [ZSTD, DD_OCC, DD_99]
+    failed = res.rows[1]  # nothing to match without occcodec's row: a failed row, not a guess
+    assert failed["bytes"] is None and "no occcodec IoU" in failed["note"]
+    assert res.failures == 1 and res.rows[2]["bytes"] is not None
+
+
+def test_rate_distortion_draws_a_curve_where_a_method_has_several_points() -> None:
+    from matplotlib.colors import to_hex
+
+    from occcodec.tools.bench.plots import rate_distortion
+
+    def row(shape: str, method: str, size: int, iou: float) -> dict[str, object]:
+        r = dict.fromkeys(bench.CSV_FIELDS)
+        r.update(shape=shape, method=method, bytes=size, iou=iou)
+        return r
+
+    rows = [row("a", OCC, 300, 0.99), row("a", OCC, 100, 0.95), row("a", OCC, 200, 0.97),
+            row("b", OCC, 150, 0.96), row("a", ZSTD, 400, 1.0), row("b", ZSTD, 90, 1.0)]
+    ax = rate_distortion(rows).axes[0]
+    (curve,) = ax.get_lines()  # shape a of occcodec; the single points are scatters
+    assert list(curve.get_xdata()) == [100, 200, 300]
+    assert list(curve.get_ydata()) == pytest.approx([95, 97, 99])
+    assert to_hex(curve.get_color()) == bench.by_name(OCC).colour  # type: ignore[union-attr]
+    assert len(ax.collections) == 3  # occcodec on b, zstd on a and b
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == [f"{OCC} (4)", f"{ZSTD} (2)"]

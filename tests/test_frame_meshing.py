@@ -209,15 +209,21 @@ def test_every_mesh_path_gives_a_solid_ball_positive_volume(
     volumes["eval grid_mesh"] = grid_mesh(g, center, scale).volume
 
     # bench: the lossless zstd baseline meshes the decoded grid
+    from occcodec.tools.bench.baselines import ZstdGrid
+    from occcodec.tools.bench.context import Context
+
     seen: list[Any] = []
-    runner = bench._Runner(tmp_path, bench.BenchSettings(encode=EncodeOptions(resolution=20),
-                                                         surface_points=500), print)
-    real_compare = runner._compare
-    monkeypatch.setattr(runner, "_compare",
+    ctx = Context(tmp_path, bench.BenchSettings(encode=EncodeOptions(resolution=20),
+                                                surface_points=500))
+    real_compare = ctx.compare
+    monkeypatch.setattr(ctx, "compare",
                         lambda ref, grid, mesh: seen.append(mesh) or real_compare(ref, grid, mesh))
     sphere = tmp_path / "sphere.stl"
     trimesh.creation.icosphere(subdivisions=2, radius=3.0).export(sphere)
-    runner.zstd(runner.load(sphere, "sphere"))
+    from occcodec.tools.bench.runner import _Runner
+
+    runner = _Runner(tmp_path, ctx.settings, print)
+    ZstdGrid().run(runner.load(sphere, "sphere"), ctx, {})
     volumes["bench zstd"] = seen[0].volume
 
     # render: a voxel file and a .occ, as the meshes handed to the rasteriser

@@ -10,12 +10,18 @@ from occcodec.cli.options import add_encode_options, encode_options, int_range
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Add ``bench`` to the subparsers."""
+    from occcodec.tools.bench.baselines import choices
+
     p = sub.add_parser(
-        "bench", help="compare occcodec with NI, a zstd grid and Draco on a folder of shapes",
-        description="For every mesh or voxel grid in DIR (not recursive): occcodec, the NI "
-                    "baseline (8x32 ReLU MLP, same training), the grid bit-packed with zstd -19 "
-                    "and the mesh compressed by Draco at 11 and 14 bits; bytes, IoU, Chamfer "
-                    "distances, seconds. Writes results.csv, results.md and PNG plots.")
+        "bench", help="compare occcodec with NI-arch, grid coders, Draco and decimation+Draco "
+                      "on a folder of shapes",
+        description="For every mesh or voxel grid in DIR (not recursive): occcodec, NI-arch "
+                    "(NI's 8x32 ReLU architecture trained under occcodec's budget and sampler, "
+                    "not the NI paper's training), the grid bit-packed with zstd -19, the grid "
+                    "by the context coder (when installed), the mesh compressed by Draco at 11 "
+                    "and 14 bits, and decimated + Draco at occcodec's IoU and at 99 %; bytes, "
+                    "IoU, Chamfer distances, seconds. Writes results.csv, results.md and PNG "
+                    "plots.")
     p.add_argument("directory", metavar="DIR", help="folder of meshes or voxel grids")
     p.add_argument("-o", "--output", metavar="REPORT_DIR", default="bench-report",
                    help="report folder (default ./bench-report); must be empty without --force")
@@ -24,6 +30,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite a non-empty report folder")
     p.add_argument("--points", type=int_range(1, None, "points"), default=100_000, metavar="N",
                    help="points sampled per surface for the surface Chamfer (default 100,000)")
+    p.add_argument("--baselines", nargs="+", choices=choices(), metavar="NAME",
+                   help="run only these methods (default: all): " + ", ".join(choices()))
     p.add_argument("-q", "--quiet", action="store_true", help="no live progress")
     add_encode_options(p)
     return p
@@ -42,6 +50,8 @@ def _command_line(args: argparse.Namespace) -> str:
         parts += ["--max-params", str(args.max_params)]
     if args.with_paper:
         parts.append("--with-paper")
+    if args.baselines:
+        parts += ["--baselines", *(repr(b) if " " in b else b for b in args.baselines)]
     return " ".join(parts)
 
 
@@ -54,12 +64,13 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from occcodec.tools.bench import (BenchSettings, _count_sentence, _md_cell, bench,
-                                      size_counts, summary)
+    from occcodec.tools.bench import BenchSettings, bench
+    from occcodec.tools.bench.report import count_sentence, md_cell, size_counts, summary
 
     err = Console(stderr=True)
     settings = BenchSettings(encode_options(args), args.with_paper, args.force, args.quiet,
-                             args.points)
+                             args.points,
+                             baselines=tuple(args.baselines) if args.baselines else None)
     log = (lambda text: None) if args.quiet else (lambda text: err.print(text, highlight=False))
     res = bench(args.directory, args.output, settings, log, command=_command_line(args))
     t = Table(title=f"{res.report_dir / 'results.md'}", title_justify="left")
@@ -67,14 +78,14 @@ def run(args: argparse.Namespace) -> int:
                   "mean surface CD (vox)", "mean encode s"):
         t.add_column(title, justify="left" if title == "method" else "right")
     for rec in summary(res.rows):
-        def cell(key: str, fmt: str, which: int = 0) -> str:
-            return "-" if rec[key] is None else _md_cell(rec[key][which], fmt)
+        def cell(key: str, fmt: str, which: int = 0, rec: dict[str, Any] = rec) -> str:
+            return "-" if rec[key] is None else md_cell(rec[key][which], fmt)
         t.add_row(rec["method"], str(rec["shapes"]), cell("bytes", ",.0f", 1),
                   cell("iou", ".3f"), cell("voxel_chamfer", ".3g"),
                   cell("surface_chamfer_vox", ".3f"), cell("encode_s", ".1f"))
     Console().print(t)
     for c in size_counts(res.rows):
-        print(_count_sentence(c))
+        print(count_sentence(c))
     for note in res.notes:
         err.print(f"note: {note}", highlight=False)
     return 1 if res.failures else 0

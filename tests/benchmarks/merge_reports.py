@@ -49,7 +49,7 @@ def main(argv: list[str]) -> int:
     notes = [note] if note else []
     notes.append("merged report: " + ", ".join(
         f"{sorted({r['shape'] for r in read_rows(p)})} from a later run" for p in newer))
-    (out / "results.csv").write_text(bench._csv_text(rows))
+    (out / "results.csv").write_text(bench.csv_text(rows))
     (out / "results.md").write_text(bench.markdown(rows, settings, notes, command, written))
     print(f"wrote {out}: {len({r['shape'] for r in rows})} shapes")
     return 0
