@@ -113,7 +113,7 @@ def test_weight_bank_shares_identical_layer_pairs() -> None:
     bank = WeightBank()
     a = parse_arch("16:relu,8:elu")
     trained = [(k + 1.0, b + 1.0) for k, b in init_weights(a, rng)]  # unlike any fresh draw
-    bank.put(trained)
+    bank.put(a, trained)
     # same shapes at the same positions, other activations: every tensor is shared
     same = bank.initial(parse_arch("16:swish,8:relu"), rng)
     for (k, b), (k2, b2) in zip(trained, same, strict=True):
@@ -136,8 +136,8 @@ def test_weight_bank_keeps_the_latest_weights() -> None:
     bank = WeightBank()
     arch = parse_arch("12:relu")
     first, second = init_weights(arch, rng), init_weights(arch, rng)
-    bank.put(first)
-    bank.put(second)
+    bank.put(arch, first)
+    bank.put(arch, second)
     assert all(k is k2 for (k, _), (k2, _) in zip(bank.initial(arch, rng), second, strict=True))
 
 

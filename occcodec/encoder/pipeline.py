@@ -52,7 +52,8 @@ def search_budget(preset: Preset, max_params: int | None = None) -> SearchBudget
         rounds=preset.rounds, per_round=preset.per_round, epochs=preset.search_epochs,
         encodings=preset.encodings, max_params=max_params or preset.max_params,
         lr=preset.search_lr, subsample=preset.subsample, end_bias=preset.end_bias,
-        acc_weight=preset.acc_weight)
+        acc_weight=preset.acc_weight, reward_accuracy=preset.reward_accuracy,
+        controller=preset.controller, weight_sharing=preset.weight_sharing)
 
 
 def measure(arch: Arch, raw: bytes, quant: str, grid: np.ndarray) -> dict[str, Any]:
@@ -137,7 +138,7 @@ def encode_shape(shape: Shape, source_sha256: bytes, options: EncodeOptions,
         found = nas.search(samples, budget, rng, opts.seed, on_candidate=cand_hook)
         if not found:
             raise UsageError(f"no network fits --max-params {opts.max_params}: raise it")
-        best = max(found, key=lambda c: c.reward)
+        best = nas.FINAL_PICKS[preset.final_pick](found)
         candidates = [{"arch": str(c.arch), "params": c.arch.params,
                        "accuracy": c.accuracy, "reward": c.reward} for c in found]
         progress.note(f"search picked {best.arch} ({best.arch.params} params)")

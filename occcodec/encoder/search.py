@@ -3,26 +3,49 @@
 The controller emits one token per decision: optionally an input encoding first (the
 ``default`` preset offers positional encodings; the ``paper`` preset does not), then up to
 six hidden layers, each a (width, activation) token out of 33, or "end". Each sampled network
-is trained briefly, starting from a weight bank shared between candidates (one-shot: the
-kernel between two consecutive layers is shared by every candidate with the same position
-and shape), and rewarded by ``(accuracy - 0.98) + (7553 - params) / 21121``.
+is trained briefly, starting from a weight bank shared between candidates (one-shot), and
+rewarded by ``acc_weight * (accuracy - 0.98) + (7553 - params) / 21121``.
+
+Four rules differ between our presets and the published code (``cscvlab/VoxelReconstruction-
+NAS``); each is a table here, chosen by name in the preset, so that ``--preset paper``
+follows the original while the default keeps its own, measured rules:
+
+- the accuracy a candidate is scored by (:data:`ACCURACY_RULES`): its best validation
+  accuracy (ours) or the average over its epochs weighted 1..n (``mlpnas.py``);
+- the controller (:data:`CONTROLLERS`): a plain REINFORCE policy with a moving baseline (ours)
+  or the original's hybrid with an accuracy-predicting head (``controller.py``);
+- the weight sharing (:data:`SHARING_KEYS`): by layer position and shape (ours) or by pairs
+  of consecutive layer configurations (``mlp_generator.py``);
+- the final pick (:data:`FINAL_PICKS`): the highest reward (ours) or the smallest network
+  within 0.001 accuracy of the most accurate candidate (``utils.py`` ``get_best_sequence``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 import dataclasses
+import itertools
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from occcodec.format.arch import ACTIVATIONS, LARGEST_PARAMS, MAX_HIDDEN, NI_PARAMS, WIDTHS, Arch, Layer
-from occcodec.format.network import Weights
 from occcodec.encoder.sampling import Samples
 from occcodec.encoder.tf import tf
 from occcodec.encoder.train import init_weights, train
+from occcodec.format.arch import (
+    ACTIVATIONS,
+    LARGEST_PARAMS,
+    MAX_HIDDEN,
+    NI_PARAMS,
+    WIDTHS,
+    Arch,
+    Layer,
+)
+from occcodec.format.network import Weights
 
 LAYER_TOKENS: tuple[Layer, ...] = tuple(Layer(w, a) for w in WIDTHS for a in ACTIVATIONS)
+#: The original's accuracy window of the final pick (``CONSTANTS.py`` ``THREAD_ACC``).
+THREAD_ACC = 0.001
 
 
 def reward(accuracy: float, params: int, acc_weight: float = 1.0) -> float:
@@ -37,14 +60,95 @@ def reward(accuracy: float, params: int, acc_weight: float = 1.0) -> float:
 
 @dataclass
 class Candidate:
+    """A trained candidate. ``weights`` are what the final fit starts from if it is picked."""
+
     arch: Arch
     accuracy: float
     reward: float
     weights: Weights
 
 
+# --- the accuracy a candidate is scored by ------------------------------------------------
+
+def best_accuracy(history: Sequence[float]) -> float:
+    """The best validation accuracy over the candidate's epochs (ours)."""
+    return max(history)
+
+
+def epoch_weighted_accuracy(history: Sequence[float]) -> float:
+    """The validation accuracies averaged with weights 1, 2, ..., n (``mlpnas.py``
+    ``append_model_metrics``): later epochs count more, so a candidate that is still
+    improving scores below its last value and one that peaked early scores below its peak.
+
+    Raises
+    ------
+    ValueError
+        On an empty history.
+    """
+    if not history:
+        raise ValueError("a candidate needs at least one epoch to be scored")
+    w = np.arange(1, len(history) + 1, dtype=np.float64)
+    return float(np.dot(np.asarray(history, np.float64), w) / w.sum())
+
+
+ACCURACY_RULES: dict[str, Callable[[Sequence[float]], float]] = {
+    "best": best_accuracy,
+    "epoch-weighted": epoch_weighted_accuracy,
+}
+
+
+# --- the final pick -------------------------------------------------------------------------
+
+def pick_by_reward(cands: Sequence[Candidate]) -> Candidate:
+    """The candidate with the highest reward (ours; the size term weighs in)."""
+    return max(cands, key=lambda c: c.reward)
+
+
+def pick_accuracy_window(cands: Sequence[Candidate], window: float = THREAD_ACC) -> Candidate:
+    """The original's final pick (``utils.py`` ``get_best_sequence``).
+
+    Candidates are sorted by accuracy, most accurate first (``np.argsort`` reversed, so of
+    two equal accuracies the later candidate comes first). Walking down from the second,
+    while the gap to the most accurate stays within ``window``, the smallest network seen
+    is kept (a tie in size keeps the more accurate). As in the original, the walk stops
+    before the last candidate of the sorted list, which is therefore never picked unless it
+    is the only one. The reward plays no part: it only trains the controller.
+
+    Raises
+    ------
+    ValueError
+        On an empty list.
+    """
+    if not cands:
+        raise ValueError("no candidate to pick from")
+    order = np.argsort([c.accuracy for c in cands], kind="stable")[::-1]
+    ranked = [cands[int(i)] for i in order]
+    choice = ranked[0]
+    for cand in ranked[1:-1]:
+        if ranked[0].accuracy - cand.accuracy > window:
+            break
+        if cand.arch.params < choice.arch.params:
+            choice = cand
+    return choice
+
+
+FINAL_PICKS: dict[str, Callable[[Sequence[Candidate]], Candidate]] = {
+    "reward": pick_by_reward,
+    "accuracy-window": pick_accuracy_window,
+}
+
+
+# --- controllers ----------------------------------------------------------------------------
+
+#: One round's outcome per sampled network: (controller choices, reward, accuracy).
+Outcome = tuple[list[int], float, float]
+
+
 class Controller:
     """LSTM(100) policy over token sequences; sampling draws from a numpy generator."""
+
+    #: Whether a search must not sample the same network twice.
+    distinct = False
 
     def __init__(self, encodings: Sequence[int], seed: int, lr: float = 5e-3, hidden: int = 100,
                  end_bias: float = 0.0):
@@ -64,22 +168,34 @@ class Controller:
         self.opt = tf.keras.optimizers.Adam(lr)
         self.hidden = hidden
         self.baseline: float | None = None
+        # Layer tokens the first hidden layer may not take: "end" (at least one layer).
+        banned = np.zeros(len(LAYER_TOKENS) + 1, bool)
+        banned[self._banned_first()] = True
+        self._first_banned = tf.constant(banned)
+
+    def _banned_first(self) -> list[int]:
+        return [len(LAYER_TOKENS)]
 
     def _steps(self, choices: list[int] | None, rng: np.random.Generator | None,
-               max_layers: int) -> tuple[list[int], tf.Tensor]:
-        """Run the policy, sampling (choices None) or scoring given choices; return log p."""
+               max_layers: int, feed_last: bool = False) -> tuple[list[int], tf.Tensor, tf.Tensor]:
+        """Run the policy, sampling (choices None) or scoring given choices.
+
+        Returns the choices, their log-probability, and the LSTM output after the last
+        decision (after also reading the last token when ``feed_last``).
+        """
         state = [tf.zeros((1, self.hidden)), tf.zeros((1, self.hidden))]
         token = tf.constant([0])
         logp = tf.constant(0.0)
         out: list[int] = []
         n_dec = (1 if self.encodings else 0) + max_layers
+        h = state[0]
         for step in range(n_dec):
             h, state = self.cell(self.embed(token), state)
             is_enc = bool(self.encodings) and step == 0
             logits = (self.enc_head if is_enc else self.layer_head)(h)[0]
             first_layer = step == (1 if self.encodings else 0)
             if not is_enc and first_layer:  # at least one hidden layer: no "end" yet
-                logits = tf.concat([logits[:-1], [-1e9]], axis=0)
+                logits = tf.where(self._first_banned, tf.constant(-1e9), logits)
             logprobs = tf.nn.log_softmax(logits)
             if choices is None:
                 probs = np.exp(logprobs.numpy().astype(np.float64))
@@ -88,15 +204,16 @@ class Controller:
                 c = choices[step]
             out.append(c)
             logp += logprobs[c]
-            end = not is_enc and c == len(LAYER_TOKENS)
-            if end:
-                break
             offset = 1 if is_enc else 1 + len(self.encodings)
             token = tf.constant([offset + c])
-        return out, logp
+            if not is_enc and c == len(LAYER_TOKENS):  # "end"
+                break
+        if feed_last:
+            h, state = self.cell(self.embed(token), state)
+        return out, logp, h
 
     def sample(self, rng: np.random.Generator, max_layers: int = MAX_HIDDEN) -> tuple[Arch, list[int]]:
-        choices, _ = self._steps(None, rng, max_layers)
+        choices, _, _ = self._steps(None, rng, max_layers)
         return self.decode(choices), choices
 
     def decode(self, choices: list[int]) -> Arch:
@@ -105,38 +222,148 @@ class Controller:
         layers = tuple(LAYER_TOKENS[c] for c in layer_choices if c < len(LAYER_TOKENS))
         return Arch(layers, levels)
 
-    def update(self, batch: list[tuple[list[int], float]], max_layers: int = MAX_HIDDEN) -> None:
-        """One REINFORCE step on a round's (choices, reward) pairs, with a moving baseline."""
-        rewards = np.array([r for _, r in batch])
+    def _variables(self) -> list[tf.Variable]:
+        return (self.cell.trainable_variables + self.embed.trainable_variables
+                + self.enc_head.trainable_variables + self.layer_head.trainable_variables)
+
+    def update(self, batch: Sequence[Outcome], max_layers: int = MAX_HIDDEN) -> None:
+        """One REINFORCE step on a round's outcomes, with a moving baseline."""
+        rewards = np.array([r for _, r, _ in batch])
         if self.baseline is None:
             self.baseline = float(rewards.mean())
         with tf.GradientTape() as tape:
             loss = tf.constant(0.0)
-            for (choices, r) in batch:
-                _, logp = self._steps(choices, None, max_layers)
+            for (choices, r, _) in batch:
+                _, logp, _ = self._steps(choices, None, max_layers)
                 loss += -logp * float(r - self.baseline)
             loss /= len(batch)
-        variables = (self.cell.trainable_variables + self.embed.trainable_variables
-                     + self.enc_head.trainable_variables + self.layer_head.trainable_variables)
+        variables = self._variables()
         self.opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
         self.baseline = 0.8 * self.baseline + 0.2 * float(rewards.mean())
 
 
-class WeightBank:
-    """Shared weights keyed by (layer position, fan_in, fan_out)."""
+def hybrid_loss(logp: tf.Tensor, rewards: tf.Tensor, predicted: tf.Tensor,
+                measured: tf.Tensor, predictor_weight: float = 1.0) -> tf.Tensor:
+    """The hybrid controller's loss: REINFORCE plus the accuracy predictor's squared error.
 
-    def __init__(self) -> None:
-        self.store: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
+    ``mean(-logp * reward) + predictor_weight * mean((predicted - measured) ** 2)``, the
+    two outputs of ``controller.py`` ``train_hybrid_model`` with ``loss_weights`` 1 and 1
+    (``CONTROLLER_LOSS_ALPHA = 0.9`` is defined in ``CONSTANTS.py`` but never used). The
+    reward enters raw: the original subtracts no moving baseline (its 0.98 inside the
+    reward is the only one).
+    """
+    reinforce = tf.reduce_mean(-logp * rewards)
+    mse = tf.reduce_mean(tf.square(predicted - measured))
+    return reinforce + predictor_weight * mse
+
+
+class HybridController(Controller):
+    """The original's controller (``controller.py`` ``hybrid_control_model``, used because
+    ``CONTROLLER_USE_PREDICTOR = True``): the LSTM(100) has a second head, a sigmoid that
+    predicts a network's accuracy from its token sequence, trained by squared error against
+    the measured accuracies beside the REINFORCE loss (:func:`hybrid_loss`). The predictor
+    steers nothing directly; its gradient shapes the LSTM that both heads share.
+
+    Training per round follows ``CONSTANTS.py``: ``epochs`` = 10 passes over the round's
+    networks in one batch, a new Adam optimizer each round (the original compiles the model
+    again each round) with learning rate 1e-3 and Keras's inverse-time ``decay`` 0.1 per step,
+    each gradient clipped to norm 1 (Keras ``clipnorm``: per variable). As in the original,
+    a search never samples the same network twice, and the first layer may not be 64:elu
+    (the original's ``dropout_id``, the token before the output layer, is banned there;
+    its vocabulary has no dropout token, so the rule bans its last layer token, 64:elu).
+    """
+
+    distinct = True
+
+    def __init__(self, encodings: Sequence[int], seed: int, lr: float = 1e-3, hidden: int = 100,
+                 end_bias: float = 0.0, decay: float = 0.1, clipnorm: float = 1.0,
+                 epochs: int = 10, predictor_weight: float = 1.0):
+        super().__init__(encodings, seed, lr=lr, hidden=hidden, end_bias=end_bias)
+        self.pred_head = tf.keras.layers.Dense(1, activation="sigmoid")
+        self.pred_head.build((None, hidden))
+        self.lr, self.decay, self.clipnorm = lr, decay, clipnorm
+        self.epochs, self.predictor_weight = epochs, predictor_weight
+
+    def _banned_first(self) -> list[int]:
+        return [len(LAYER_TOKENS), LAYER_TOKENS.index(Layer(64, "elu"))]
+
+    def _variables(self) -> list[tf.Variable]:
+        return super()._variables() + self.pred_head.trainable_variables
+
+    def score(self, choices: list[int],
+              max_layers: int = MAX_HIDDEN) -> tuple[tf.Tensor, tf.Tensor]:
+        """Log-probability of ``choices`` and the predicted accuracy of their network."""
+        _, logp, h = self._steps(choices, None, max_layers, feed_last=True)
+        return logp, self.pred_head(h)[0, 0]
+
+    def update(self, batch: Sequence[Outcome], max_layers: int = MAX_HIDDEN) -> None:
+        """``epochs`` steps on a round's outcomes with :func:`hybrid_loss`."""
+        rewards = tf.constant([r for _, r, _ in batch], tf.float32)
+        measured = tf.constant([a for _, _, a in batch], tf.float32)
+        schedule = tf.keras.optimizers.schedules.InverseTimeDecay(self.lr, 1, self.decay)
+        opt = tf.keras.optimizers.Adam(schedule, clipnorm=self.clipnorm)
+        variables = self._variables()
+        for _ in range(self.epochs):
+            with tf.GradientTape() as tape:
+                scored = [self.score(choices, max_layers) for choices, _, _ in batch]
+                logp = tf.stack([s[0] for s in scored])
+                predicted = tf.stack([s[1] for s in scored])
+                loss = hybrid_loss(logp, rewards, predicted, measured, self.predictor_weight)
+            grads = tape.gradient(loss, variables)
+            opt.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
+
+
+CONTROLLERS: dict[str, type[Controller]] = {"plain": Controller, "hybrid": HybridController}
+
+
+# --- one-shot weight sharing ----------------------------------------------------------------
+
+def position_keys(arch: Arch) -> list[Hashable]:
+    """Ours: a layer's weights are shared by every network with the same (position,
+    fan_in, fan_out), whatever the activations."""
+    return [(i, fan_in, fan_out) for i, (fan_in, fan_out) in enumerate(arch.layer_dims())]
+
+
+def layer_pair_keys(arch: Arch) -> list[Hashable]:
+    """The original's (``mlp_generator.py`` ``set_model_weights``): a layer's weights are
+    shared by every network with the same pair (previous layer, this layer) of (units,
+    activation) configurations, at any position; the first layer's pair starts at the
+    input, the output layer's ends at the sigmoid unit."""
+    tokens: list[Hashable] = [("input", arch.input_dim)]
+    tokens += [(layer.units, layer.activation) for layer in arch.layers]
+    tokens.append((1, "sigmoid"))
+    return list(itertools.pairwise(tokens))
+
+
+SHARING_KEYS: dict[str, Callable[[Arch], list[Hashable]]] = {
+    "position": position_keys,
+    "layer-pair": layer_pair_keys,
+}
+
+
+class WeightBank:
+    """Shared weights of dense layers, keyed by one of :data:`SHARING_KEYS`."""
+
+    def __init__(self, sharing: str = "position") -> None:
+        self.keys = SHARING_KEYS[sharing]
+        self.store: dict[Hashable, tuple[np.ndarray, np.ndarray]] = {}
 
     def initial(self, arch: Arch, rng: np.random.Generator) -> Weights:
+        """Banked weights where there are some, fresh Glorot weights elsewhere."""
         fresh = init_weights(arch, rng)
-        return [self.store.get((i, *k.shape), (k, b))  # type: ignore[misc]
-                for i, (k, b) in enumerate(fresh)]
+        return [self.store.get(key, pair) for key, pair in zip(self.keys(arch), fresh)]
 
-    def put(self, weights: Weights) -> None:
-        for i, (k, b) in enumerate(weights):
-            self.store[(i, *k.shape)] = (k, b)
+    def lookup(self, arch: Arch) -> Weights:
+        """The banked weights of every layer of ``arch`` (a KeyError if one is missing)."""
+        return [self.store[key] for key in self.keys(arch)]
 
+    def put(self, arch: Arch, weights: Weights) -> None:
+        """Bank a trained network's weights; a key that occurs twice keeps the later layer."""
+        for key, pair in zip(self.keys(arch), weights):
+            self.store[key] = pair
+
+
+# --- the search -----------------------------------------------------------------------------
 
 @dataclass
 class SearchBudget:
@@ -149,49 +376,88 @@ class SearchBudget:
     subsample: float
     end_bias: float = 0.0
     acc_weight: float = 1.0
+    reward_accuracy: str = "best"
+    controller: str = "plain"
+    weight_sharing: str = "position"
 
 
 def search(samples: Samples, budget: SearchBudget, rng: np.random.Generator, seed: int,
            on_candidate: Callable[[int, int, Candidate], None] | None = None,
            on_epoch: Callable[[int, float, float], None] | None = None) -> list[Candidate]:
-    """Run the controller for ``budget.rounds`` rounds; return every trained candidate."""
-    ctrl = Controller(budget.encodings, seed, end_bias=budget.end_bias)
-    bank = WeightBank()
+    """Run the controller for ``budget.rounds`` rounds; return every trained candidate.
+
+    With ``weight_sharing="position"`` a candidate keeps its best checkpoint and the final
+    fit starts from it. With ``"layer-pair"`` (the original's one-shot) a candidate banks
+    the weights of its last epoch (the original saves them after ``fit``, with no
+    checkpoint), and the final fit starts from the bank as it stands after the search, as
+    the original's final training loads the shared weights of its layer pairs.
+    """
+    ctrl = CONTROLLERS[budget.controller](budget.encodings, seed, end_bias=budget.end_bias)
+    score = ACCURACY_RULES[budget.reward_accuracy]
+    keep_best = budget.weight_sharing == "position"
+    bank = WeightBank(budget.weight_sharing)
     results: list[Candidate] = []
     seen: dict[str, Candidate] = {}
     total = budget.rounds * budget.per_round
     sub = _subsample(samples, budget.subsample, rng)
     k = 0
     for _ in range(budget.rounds):
-        batch = []
+        batch: list[Outcome] = []
         for _ in range(budget.per_round):
-            arch, choices = ctrl.sample(rng)
-            for _retry in range(20):  # resample networks over the size cap
-                if budget.max_params is None or arch.params <= budget.max_params:
-                    break
-                arch, choices = ctrl.sample(rng)
+            arch, choices = _draw(ctrl, rng, budget.max_params, seen)
             if budget.max_params is not None and arch.params > budget.max_params:
-                batch.append((choices, reward(0.0, arch.params, budget.acc_weight)))  # teach the cap, train nothing
+                # teach the cap, train nothing
+                batch.append((choices, reward(0.0, arch.params, budget.acc_weight), 0.0))
                 k += 1
                 continue
             key = str(arch)
             if key in seen:  # the same network again: reuse its score, train nothing
                 cand = seen[key]
             else:
+                history: list[float] = []
                 res = train(arch, bank.initial(arch, rng), sub, budget.epochs, rng,
-                            lr=budget.lr, keep_best=True, on_epoch=on_epoch)
-                bank.put(res.weights)
-                cand = Candidate(arch, res.best_val_acc,
-                                 reward(res.best_val_acc, arch.params, budget.acc_weight),
+                            lr=budget.lr, keep_best=keep_best,
+                            on_epoch=_recording(history, on_epoch))
+                bank.put(arch, res.weights)
+                accuracy = score(history)
+                cand = Candidate(arch, accuracy, reward(accuracy, arch.params, budget.acc_weight),
                                  res.weights)
                 seen[key] = cand
                 results.append(cand)
-            batch.append((choices, cand.reward))
+            batch.append((choices, cand.reward, cand.accuracy))
             k += 1
             if on_candidate:
                 on_candidate(k, total, cand)
         ctrl.update(batch)
+    if not keep_best:
+        for cand in results:
+            cand.weights = bank.lookup(cand.arch)
     return results
+
+
+def _recording(history: list[float], then: Callable[[int, float, float], None] | None
+               ) -> Callable[[int, float, float], None]:
+    """An epoch hook that appends each validation accuracy to ``history``, then calls on."""
+    def hook(e: int, loss: float, acc: float) -> None:
+        history.append(acc)
+        if then:
+            then(e, loss, acc)
+    return hook
+
+
+def _draw(ctrl: Controller, rng: np.random.Generator, max_params: int | None,
+          seen: dict[str, Candidate]) -> tuple[Arch, list[int]]:
+    """Sample a network, again while it is over the size cap or (for a controller that
+    wants distinct networks) already sampled; give up after a bounded number of tries."""
+    tries = 200 if ctrl.distinct else 20
+    arch, choices = ctrl.sample(rng)
+    for _retry in range(tries):
+        fits = max_params is None or arch.params <= max_params
+        fresh = not ctrl.distinct or str(arch) not in seen
+        if fits and fresh:
+            break
+        arch, choices = ctrl.sample(rng)
+    return arch, choices
 
 
 def _subsample(samples: Samples, fraction: float, rng: np.random.Generator) -> Samples:
