@@ -284,3 +284,114 @@ def _column_bounds(proj: np.ndarray, n_u: int, n_w: int) -> np.ndarray:
             np.minimum(np.floor(hi[:, 1] - 0.5 - nw), n_w - 1),
         ]
     ).astype(np.int64)
+
+
+# ------------------------------------------------------------------ training points
+
+
+@dataclass(frozen=True)
+class TrainingMix:
+    """Where training points are drawn, as fractions of the total.
+
+    Attributes
+    ----------
+    sigmas
+        Standard deviations, in voxels of the target grid, of the Gaussian offsets added to
+        surface samples: one scale per entry.
+    surface
+        Fraction of all points drawn at each scale in ``sigmas`` (same length).
+    uniform
+        Fraction drawn uniformly in the frame's box. ``sum(surface) + uniform`` must be 1.
+    """
+
+    sigmas: tuple[float, ...] = (0.5, 2.0, 8.0)
+    surface: tuple[float, ...] = (0.35, 0.25, 0.15)
+    uniform: float = 0.25
+
+    def counts(self, n: int) -> list[int]:
+        """Points per scale, then uniform, summing exactly to ``n`` (the rest goes uniform).
+
+        Raises
+        ------
+        UsageError
+            If the fractions are negative, do not sum to 1, or do not match the sigmas.
+        """
+        fr = [*self.surface, self.uniform]
+        if len(self.sigmas) != len(self.surface) or min(fr) < 0 or abs(sum(fr) - 1) > 1e-9:
+            raise UsageError(f"training mix {self} is invalid: fractions must be >= 0 and sum to 1")
+        head = [int(round(n * f)) for f in self.surface]
+        return [*head, n - sum(head)]
+
+
+#: The mix :func:`training_points` uses unless told otherwise.
+DEFAULT_MIX = TrainingMix()
+
+
+def _surface_samples(v: np.ndarray, f: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` points uniform by area on the triangles (world units), drawn from ``rng``."""
+    tri = v[f]
+    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+    cdf = np.cumsum(area)
+    if not cdf[-1] > 0:
+        raise InputError("mesh has zero surface area: give a real surface")
+    face = np.minimum(np.searchsorted(cdf, rng.random(n) * cdf[-1], side="right"), len(f) - 1)
+    r1, r2 = rng.random(n), rng.random(n)
+    s = np.sqrt(r1)  # uniform on the triangle: (1 - s, s (1 - r2), s r2)
+    t = tri[face]
+    return (1 - s)[:, None] * t[:, 0] + (s * (1 - r2))[:, None] * t[:, 1] + (s * r2)[:, None] * t[:, 2]
+
+
+def training_points(mesh: "trimesh.Trimesh", center: np.ndarray | tuple[float, float, float],
+                    scale: float, n: int, rng: np.random.Generator, fill: TruthFill = "solid",
+                    resolution: int = 128, shape: tuple[int, int, int] | None = None,
+                    mix: TrainingMix = DEFAULT_MIX) -> tuple[np.ndarray, np.ndarray]:
+    """Draw ``n`` labelled points for training an occupancy network on ``mesh``.
+
+    Points are drawn near the surface at several scales (area-uniform surface samples plus
+    Gaussian offsets of ``mix.sigmas`` voxels at ``resolution``) and uniformly in the
+    frame's box (normalised ``[-n_a/m, n_a/m]`` per axis for ``shape``, default cubic),
+    then labelled by :func:`inside` (``fill="solid"``) or :func:`shell` with half a voxel
+    at ``resolution`` (``fill="shell"``): the same truth as :func:`centre_grid`. Everything
+    random comes from ``rng``, so the same generator state gives the same points; draw the
+    validation set from another generator (``rng.spawn(2)``), the same way.
+
+    Returns
+    -------
+    points, labels
+        (n, 3) float32 normalised coordinates (``p = (world - center) / scale``, the frame
+        of the spec's 10.1) and (n,) float32 labels in {0, 1}.
+
+    Raises
+    ------
+    UsageError
+        If ``n`` < 1, ``resolution`` < 2, ``scale`` is not positive, ``fill`` is unknown or
+        the mix is invalid.
+    InputError
+        As :func:`inside`.
+    """
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise UsageError(f"point count {n!r} is not a positive integer")
+    if not isinstance(resolution, (int, np.integer)) or resolution < 2:
+        raise UsageError(f"resolution {resolution!r} is not an integer >= 2")
+    if not (np.isfinite(scale) and scale > 0):
+        raise UsageError(f"frame scale {scale!r} is not a positive number")
+    if fill not in ("solid", "shell"):
+        raise UsageError(f"fill {fill!r} is not one of solid, shell")
+    dims = _check_shape(shape if shape is not None else (resolution,) * 3)
+    v, f = _arrays(mesh)
+    c = np.asarray(center, dtype=np.float64)
+    voxel = 2.0 / resolution  # normalised units per voxel of the target grid
+    counts = mix.counts(int(n))
+    parts = []
+    for sigma, k in zip(mix.sigmas, counts[:-1]):
+        on = (_surface_samples(v, f, k, rng) - c) / scale
+        parts.append(on + rng.normal(0.0, sigma * voxel, size=(k, 3)))
+    half = np.asarray(dims, dtype=np.float64) / max(dims)
+    parts.append(rng.uniform(-half, half, size=(counts[-1], 3)))
+    points = np.concatenate(parts).astype(np.float32)
+    world = c + scale * points.astype(np.float64)  # label the points exactly as returned
+    if fill == "solid":
+        labels = inside(mesh, world)
+    else:
+        labels = shell(mesh, world, 0.5 * voxel * scale)
+    return points, labels.astype(np.float32)
