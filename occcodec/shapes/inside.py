@@ -38,14 +38,14 @@ if TYPE_CHECKING:
     import trimesh
 
 __all__ = [
-    "TruthFill",
-    "TrainingMix",
     "DEFAULT_MIX",
-    "winding",
+    "TrainingMix",
+    "TruthFill",
+    "centre_grid",
     "inside",
     "shell",
-    "centre_grid",
     "training_points",
+    "winding",
 ]
 
 TruthFill = Literal["solid", "shell"]
@@ -63,7 +63,7 @@ _UNSETTLED = 64
 _MAX_EDGE = 1024
 
 
-def _arrays(mesh: "trimesh.Trimesh") -> tuple[np.ndarray, np.ndarray]:
+def _arrays(mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray]:
     """Vertices (V, 3) float64 and faces (F, 3) int64, checked.
 
     Raises
@@ -89,7 +89,7 @@ def _points(points: np.ndarray) -> np.ndarray:
     return q
 
 
-def winding(mesh: "trimesh.Trimesh", points: np.ndarray) -> np.ndarray:
+def winding(mesh: trimesh.Trimesh, points: np.ndarray) -> np.ndarray:
     """Generalized winding number of ``mesh`` at world ``points`` (N, 3), float64 (N,).
 
     libigl's fast winding number (Barnes-Hut far field, exact near field), in chunks of
@@ -103,7 +103,7 @@ def winding(mesh: "trimesh.Trimesh", points: np.ndarray) -> np.ndarray:
     UsageError
         If ``points`` is not (N, 3).
     """
-    import igl
+    import igl  # type: ignore[import-untyped]
 
     v, f = _arrays(mesh)
     q = _points(points)
@@ -113,7 +113,7 @@ def winding(mesh: "trimesh.Trimesh", points: np.ndarray) -> np.ndarray:
     return out
 
 
-def inside(mesh: "trimesh.Trimesh", points: np.ndarray) -> np.ndarray:
+def inside(mesh: trimesh.Trimesh, points: np.ndarray) -> np.ndarray:
     """True where ``|winding number| > 1/2`` at world ``points`` (N, 3).
 
     Raises
@@ -126,7 +126,7 @@ def inside(mesh: "trimesh.Trimesh", points: np.ndarray) -> np.ndarray:
     return np.abs(winding(mesh, points)) > 0.5
 
 
-def shell(mesh: "trimesh.Trimesh", points: np.ndarray, thickness: float) -> np.ndarray:
+def shell(mesh: trimesh.Trimesh, points: np.ndarray, thickness: float) -> np.ndarray:
     """True where world ``points`` (N, 3) lie within ``thickness`` (world units) of the surface.
 
     Distances come from libigl's AABB tree, built once per call.
@@ -138,7 +138,7 @@ def shell(mesh: "trimesh.Trimesh", points: np.ndarray, thickness: float) -> np.n
     UsageError
         If ``points`` is not (N, 3) or ``thickness`` is not a positive finite number.
     """
-    import igl
+    import igl  # type: ignore[import-untyped]
 
     if not (np.isfinite(thickness) and thickness > 0):
         raise UsageError(f"shell thickness {thickness!r} is not a positive number")
@@ -171,7 +171,7 @@ def _grid_units(v: np.ndarray, center: np.ndarray, scale: float, dims: tuple[int
     return (v - origin) / h, h, origin
 
 
-def centre_grid(mesh: "trimesh.Trimesh", center: np.ndarray | tuple[float, float, float],
+def centre_grid(mesh: trimesh.Trimesh, center: np.ndarray | tuple[float, float, float],
                 scale: float, shape: tuple[int, int, int], fill: TruthFill = "solid",
                 thickness: float | None = None) -> np.ndarray:
     """The truth at the voxel centres of a grid: a bool array of ``shape``.
@@ -247,22 +247,27 @@ def _axis_votes(tri_g: np.ndarray, dims: tuple[int, int, int], axis: int,
         r1 = min(n_u, r0 + rows_per_slab)
         near = (bounds[0] <= r1 - 1) & (bounds[1] >= r0) & (bounds[2] <= bounds[3])
         n_rows = r1 - r0
-        diff = np.zeros(n_rows * n_w * (n_d + 1), dtype=np.int32)
-        total = np.zeros(n_rows * n_w, dtype=np.int32)
+        # int8 throughout: one byte per voxel, windings stay far below 127 in practice.
+        diff = np.zeros(n_rows * n_w * n_d, dtype=np.int8)
+        total = np.zeros(n_rows * n_w, dtype=np.int64)
         marks: list[np.ndarray] = []
         for ii, jj, z, sign in _column_hits(proj[near], depth[near], bounds[:, near], (r0, r1)):
             col = (ii - r0) * n_w + jj
-            s = sign.astype(np.int32)
-            k = np.clip(np.ceil(z - 0.5), 0, n_d).astype(np.int64)
-            total += np.bincount(col, weights=s, minlength=total.size).astype(np.int32)
-            diff += np.bincount(col * (n_d + 1) + k, weights=s,
-                                minlength=diff.size).astype(np.int32)
-            kk = np.rint(z - 0.5)
-            close = (np.abs(z - 0.5 - kk) < _NEAR_CROSSING) & (kk >= 0) & (kk < n_d)
-            marks.append(col[close] * n_d + kk[close].astype(np.int64))
-        wind = np.cumsum(diff.reshape(n_rows, n_w, n_d + 1)[:, :, :n_d], axis=2)
-        valid = (total == 0).reshape(n_rows, n_w, 1)
-        vote = np.where(valid, np.where(wind != 0, 1, -1), 0).astype(np.int8)
+            s = sign.astype(np.int8)
+            np.add.at(total, col, sign.astype(np.int64))
+            k = np.ceil(z - 0.5)
+            keep = (k < n_d)  # crossings past the last centre only count in the total
+            kk = np.maximum(k[keep], 0).astype(np.int64)
+            np.add.at(diff, col[keep] * n_d + kk, s[keep])
+            c = np.rint(z - 0.5)
+            close = (np.abs(z - 0.5 - c) < _NEAR_CROSSING) & (c >= 0) & (c < n_d)
+            marks.append(col[close] * n_d + c[close].astype(np.int64))
+        wind = np.cumsum(diff.reshape(n_rows, n_w, n_d), axis=2, dtype=np.int8)
+        valid = (total == 0).astype(np.int8).reshape(n_rows, n_w, 1)
+        vote = (wind != 0).view(np.int8)
+        vote *= 2
+        vote -= 1
+        vote *= valid
         slab = view[r0:r1]
         slab += vote
         if marks:
@@ -319,7 +324,7 @@ class TrainingMix:
         fr = [*self.surface, self.uniform]
         if len(self.sigmas) != len(self.surface) or min(fr) < 0 or abs(sum(fr) - 1) > 1e-9:
             raise UsageError(f"training mix {self} is invalid: fractions must be >= 0 and sum to 1")
-        head = [int(round(n * f)) for f in self.surface]
+        head = [round(n * f) for f in self.surface]
         return [*head, n - sum(head)]
 
 
@@ -341,7 +346,7 @@ def _surface_samples(v: np.ndarray, f: np.ndarray, n: int, rng: np.random.Genera
     return (1 - s)[:, None] * t[:, 0] + (s * (1 - r2))[:, None] * t[:, 1] + (s * r2)[:, None] * t[:, 2]
 
 
-def training_points(mesh: "trimesh.Trimesh", center: np.ndarray | tuple[float, float, float],
+def training_points(mesh: trimesh.Trimesh, center: np.ndarray | tuple[float, float, float],
                     scale: float, n: int, rng: np.random.Generator, fill: TruthFill = "solid",
                     resolution: int = 128, shape: tuple[int, int, int] | None = None,
                     mix: TrainingMix = DEFAULT_MIX) -> tuple[np.ndarray, np.ndarray]:
