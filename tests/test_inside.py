@@ -1,0 +1,184 @@
+"""Inside tests on the mesh itself: winding number, shell distance, centre grids, training points."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trimesh
+
+from occcodec.errors import InputError, UsageError
+from occcodec.shapes.inside import (
+    TrainingMix,
+    centre_grid,
+    inside,
+    shell,
+    training_points,
+    winding,
+)
+from occcodec.shapes.voxelize import mesh_frame
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+
+
+def _centres(center: np.ndarray, scale: float, shape: tuple[int, int, int]) -> np.ndarray:
+    """World coordinates of every voxel centre, (prod(shape), 3), by the spec's rule 10.1."""
+    m = max(shape)
+    axes = [(np.arange(n) - (n - 1) / 2) / (m / 2) for n in shape]
+    p = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    return np.asarray(center) + scale * p
+
+
+def _holed_sphere() -> trimesh.Trimesh:
+    """A unit icosphere with the faces around the top pole removed (a hole ~0.3 wide)."""
+    s = trimesh.creation.icosphere(subdivisions=3, radius=1.0)
+    keep = s.triangles_center[:, 2] < 0.985
+    return trimesh.Trimesh(s.vertices, s.faces[keep], process=False)
+
+
+def _rng_points(n: int, lo: float, hi: float, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(lo, hi, size=(n, 3))
+
+
+# ------------------------------------------------------------------ inside / shell
+
+
+def test_inside_ball_and_box_match_analytic() -> None:
+    ball = trimesh.creation.icosphere(subdivisions=4, radius=1.0)
+    q = _rng_points(4000, -1.3, 1.3)
+    r = np.linalg.norm(q, axis=1)
+    clear = np.abs(r - 1.0) > 0.01  # the facets lie within 0.003 of the sphere
+    assert np.array_equal(inside(ball, q)[clear], (r < 1.0)[clear])
+
+    box = trimesh.creation.box(extents=(2.0, 1.0, 0.5))
+    inner = np.all(np.abs(q) < [1.0, 0.5, 0.25], axis=1)
+    away = np.all(np.abs(np.abs(q) - [1.0, 0.5, 0.25]) > 1e-6, axis=1)
+    assert inner.sum() > 100
+    assert np.array_equal(inside(box, q)[away], inner[away])
+
+
+def test_inverted_mesh_still_fills() -> None:
+    ball = trimesh.creation.icosphere(subdivisions=2)
+    flipped = trimesh.Trimesh(ball.vertices, ball.faces[:, ::-1], process=False)
+    q = np.array([[0.0, 0.0, 0.0], [0.3, -0.2, 0.1], [2.0, 0.0, 0.0]])
+    assert winding(flipped, q)[0] == pytest.approx(-1.0, abs=1e-2)  # far field is approximate
+    assert inside(flipped, q).tolist() == [True, True, False]
+
+
+def test_small_hole_keeps_the_inside() -> None:
+    holed = _holed_sphere()
+    assert not holed.is_watertight
+    q = _rng_points(3000, -1.4, 1.4, seed=1)
+    r = np.linalg.norm(q, axis=1)
+    deep, far = r < 0.8, r > 1.1
+    got = inside(holed, q)
+    assert got[deep].all() and not got[far].any()
+
+
+def test_shell_thickness_rule() -> None:
+    box = trimesh.creation.box(extents=(2.0, 2.0, 2.0))
+    # Points on the x axis at a known distance from the face x = 1.
+    d = np.array([-0.3, -0.1, 0.0, 0.099, 0.101, 0.3])
+    q = np.stack([1.0 + d, np.zeros_like(d), np.zeros_like(d)], axis=1)
+    assert shell(box, q, 0.1).tolist() == [False, True, True, True, False, False]
+    with pytest.raises(UsageError):
+        shell(box, q, 0.0)
+
+
+def test_bad_inputs_are_refused() -> None:
+    ball = trimesh.creation.icosphere(subdivisions=1)
+    with pytest.raises(UsageError):
+        inside(ball, np.zeros((4, 2)))
+    with pytest.raises(InputError):
+        inside(trimesh.Trimesh(ball.vertices, np.zeros((0, 3), dtype=np.int64)), np.zeros((1, 3)))
+    with pytest.raises(UsageError):
+        centre_grid(ball, (0, 0, 0), 1.0, (8, 8, 2000))
+    with pytest.raises(UsageError):
+        centre_grid(ball, (0, 0, 0), 1.0, (8, 8, 8), fill="shell", thickness=1.0)
+
+
+# ------------------------------------------------------------------ centre grids
+
+
+def _meshes() -> dict[str, trimesh.Trimesh]:
+    tilted = trimesh.creation.box(extents=(1.0, 0.6, 0.3))
+    tilted.apply_transform(trimesh.transformations.rotation_matrix(0.4, [1, 2, 3]))
+    shapes = {
+        "torus": trimesh.load(SAMPLES / "torus.ply", force="mesh"),
+        "bracket": trimesh.load(SAMPLES / "bracket.stl", force="mesh"),
+        "holed_sphere": _holed_sphere(),
+        "tilted_box": tilted,
+        "two_overlapping_balls": trimesh.util.concatenate(
+            [trimesh.creation.icosphere(2), trimesh.creation.icosphere(2).apply_translation((0.8, 0, 0))]
+        ),
+    }
+    return shapes
+
+
+@pytest.mark.parametrize("name", sorted(_meshes()))
+def test_centre_grid_equals_brute_force_winding(name: str) -> None:
+    mesh = _meshes()[name]
+    R = 48
+    center, _, scale = mesh_frame(mesh.vertices, R)
+    grid = centre_grid(mesh, center, scale, (R, R, R))
+    truth = inside(mesh, _centres(center, scale, (R, R, R))).reshape(R, R, R)
+    assert truth.sum() > 1000
+    assert np.array_equal(grid, truth)
+
+
+def test_centre_grid_non_cubic_frame() -> None:
+    mesh = trimesh.load(SAMPLES / "torus.ply", force="mesh")
+    shape = (40, 24, 33)
+    center = np.asarray(mesh.bounds.mean(axis=0)) + 0.01  # a frame not of the mesh's own box
+    scale = 0.75 * float(np.ptp(mesh.vertices, axis=0).max())
+    grid = centre_grid(mesh, center, scale, shape)
+    truth = inside(mesh, _centres(center, scale, shape)).reshape(shape)
+    assert grid.shape == shape and truth.sum() > 500
+    assert np.array_equal(grid, truth)
+
+
+def test_centre_grid_shell_matches_distance_rule() -> None:
+    mesh = trimesh.load(SAMPLES / "cloth.obj", force="mesh")
+    R = 32
+    center, h, scale = mesh_frame(mesh.vertices, R)
+    grid = centre_grid(mesh, center, scale, (R, R, R), fill="shell")
+    truth = shell(mesh, _centres(center, scale, (R, R, R)), h / 2).reshape(R, R, R)
+    assert truth.sum() > 300
+    assert np.array_equal(grid, truth)
+    thinner = centre_grid(mesh, center, scale, (R, R, R), fill="shell", thickness=h / 4)
+    assert thinner.sum() < grid.sum() and not (thinner & ~grid).any()
+
+
+# ------------------------------------------------------------------ training points
+
+
+def test_training_points_deterministic_and_consistent() -> None:
+    mesh = trimesh.load(SAMPLES / "torus.ply", force="mesh")
+    R = 64
+    center, _, scale = mesh_frame(mesh.vertices, R)
+    a = training_points(mesh, center, scale, 5000, np.random.default_rng(7), resolution=R)
+    b = training_points(mesh, center, scale, 5000, np.random.default_rng(7), resolution=R)
+    c = training_points(mesh, center, scale, 5000, np.random.default_rng(8), resolution=R)
+    assert a[0].dtype == np.float32 and a[1].dtype == np.float32
+    assert a[0].shape == (5000, 3) and a[1].shape == (5000,)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert not np.array_equal(a[0], c[0])
+    world = np.asarray(center) + scale * a[0].astype(np.float64)
+    assert np.array_equal(a[1] > 0.5, inside(mesh, world))
+    assert 0.2 < a[1].mean() < 0.8  # near-surface points: both classes well represented
+    # The uniform quarter fills the frame's box [-1, 1]^3; offsets reach a little past it.
+    assert np.abs(a[0][-1250:]).max() <= 1.0
+
+
+def test_training_points_shell_and_mix() -> None:
+    mesh = trimesh.load(SAMPLES / "cloth.obj", force="mesh")
+    R = 32
+    center, h, scale = mesh_frame(mesh.vertices, R)
+    mix = TrainingMix(sigmas=(0.25,), surface=(0.5,), uniform=0.5)
+    pts, lab = training_points(mesh, center, scale, 2000, np.random.default_rng(0), "shell", R, mix=mix)
+    world = np.asarray(center) + scale * pts.astype(np.float64)
+    assert np.array_equal(lab > 0.5, shell(mesh, world, h / 2))
+    assert lab[:1000].mean() > 0.9 and lab[1000:].mean() < 0.2
+    with pytest.raises(UsageError):
+        TrainingMix(sigmas=(1.0,), surface=(0.5,), uniform=0.2).counts(10)
