@@ -5,9 +5,9 @@ Only the voxels next to the 0.5 level set decide anything beyond "inside" or "ou
 this module evaluates an octree instead:
 
 1. The field is sampled on a coarse lattice of stride ``S`` (a power of two) whose samples
-   ARE voxel centres of the fine grid, so every value is computed by exactly the arithmetic
-   of :func:`occcodec.format.network.logit_grid` (the same separable first layer, the same
-   summation order, float32) and is bitwise the dense value.
+   ARE voxel centres of the fine grid, and every value is computed with the arithmetic of
+   :func:`occcodec.format.network.logit_grid` (the same separable first layer and order of
+   additions, float32; see below for the last ulp).
 2. A cell of edge ``s`` whose 8 corner logits agree in sign and all exceed a threshold
    ``t(s)`` in magnitude is *skipped*: all of its voxels take the corners' sign. Any other
    cell is split in 8; its 19 new lattice points (edge, face and centre midpoints) are
@@ -33,7 +33,14 @@ field cannot change by more than ``g`` per unit". Two rules choose ``g``:
     is also refined when any of its 26 neighbours is. This is not a proof: a feature thinner
     than the lattice whose logit rises steeper than anything sampled could be missed. It is
     exact (voxel for voxel) on every shape measured (``tests/test_sparse.py``,
-    ``tests/benchmarks/sparse_decode.py``).
+    ``tests/benchmarks/sparse_decode.py``). Its slope is local: each top cell takes the
+    largest corner spread of its 26 neighbours, and a child keeps its parent's slope.
+
+The logits are those of the dense decoder up to about 1 ulp, not bit for bit: BLAS rounds
+a row's dot product differently with the matrix's row count (measured: OpenBLAS sgemm
+and sgemv disagree between 16 k-row slabs and smaller chunks), so a voxel whose logit is
+within ~1e-6 of 0 could differ; mesh vertices agree to ~1e-4 voxel where the field is
+flat along an edge, and volumes to ~1e-9 relative on real files.
 
 Memory stays sparse: the evaluated points (a narrow band around the surface) and one batch
 of blocks at a time; a dense grid exists only when :meth:`SparseField.voxels` is asked for.
@@ -74,9 +81,8 @@ RULES = ("margin", "lipschitz")
 def default_stride(shape: Sequence[int]) -> int:
     """Top-cell edge for a grid: about ``max(shape) / 32``, a power of two in 4..32.
 
-    Measured on the shared meshes (``tests/benchmarks/sparse_decode.py``): at 1024^3 a
-    stride of 32 keeps the top lattice at 35^3 points and the marching-cubes calls to a few
-    thousand; 8 would cost 2.2 M top points; at 64^3 a stride of 4 still gives three levels.
+    Not tuned by measurement. The reasoning: the top lattice stays about 35^3 points at any
+    resolution (2.2 M at 1024^3 with a stride of 8), and a 64^3 grid still gets three levels.
     """
     m = max(shape)
     return int(min(32, max(4, 1 << max(0, round(math.log2(m / 32))))))
@@ -88,9 +94,10 @@ def lipschitz_bound(arch: Arch, weights: Weights) -> float:
     The positional encoding maps each axis to ``[x, sin(2^k pi x), cos(2^k pi x)]``; its
     Jacobian has orthogonal columns of norm ``sqrt(1 + sum_k (2^k pi)^2)``. Each dense layer
     contributes its spectral norm and each activation its largest slope; the product bounds
-    the whole network. It is loose: on the shared meshes' networks it is 20x to 200x the
-    steepest finite difference seen on the decoded grid, which is why ``"margin"`` is the
-    default rule.
+    the whole network. It is loose: at 128^3 it is 43x the steepest voxel-to-voxel finite
+    difference for spot.obj's network (pe6,20:relu,28:relu) and 700x for pinion.off's
+    (pe6, five layers), so ``"lipschitz"`` refines almost everything on real files and
+    ``"margin"`` is the default rule.
     """
     lip = math.sqrt(1.0 + sum((2.0**k * math.pi) ** 2 for k in range(arch.pe_levels)))
     for layer, (kernel, _) in zip(arch.layers, weights[:-1], strict=True):
@@ -101,7 +108,7 @@ def lipschitz_bound(arch: Arch, weights: Weights) -> float:
 
 
 class _Evaluator:
-    """Logits at lattice points ``u`` (padded index: voxel index + 1), bitwise as dense.
+    """Logits at lattice points ``u`` (padded index: voxel index + 1), as the dense path.
 
     The first layer is separable on a grid (see ``network._axis_terms``): its input is the sum
     of one table per axis. The in-grid rows of the tables come from the dense code itself;
@@ -260,8 +267,12 @@ def sparse_field(arch: Arch, weights: Weights, shape: Sequence[int], *,
         ``"margin"`` (empirical gradient times ``safety``, plus ``margin`` logits, plus one
         top cell of dilation) or ``"lipschitz"`` (provable; ``safety`` and ``margin`` unused).
     safety, margin
-        The margin rule's factor on the observed gradient and its floor in logits. 2.0 and
-        0.5 were exact on every file measured (``tests/benchmarks/sparse_decode.py``).
+        The margin rule's factor on the observed slope and its floor in logits. With 2.0 and
+        0.5, sparse == dense voxel for voxel on the tests' shapes and on spot.obj and
+        pinion.off at 256^3 (``tests/benchmarks/sparse_decode.py --check-dense 256``); on
+        spot at 192^3, safety 1.0 and 0.5 were exact too, with 1.7x and 2.6x fewer
+        evaluations (the margin rule refines about 7x more level-2 cells than hold a
+        sign change).
 
     Raises
     ------
