@@ -1,0 +1,201 @@
+"""Sparse coarse-to-fine decoding equals the dense decoder voxel for voxel and face for face."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+
+from occcodec import decoder, sparse
+from occcodec.errors import UsageError
+from occcodec.format import network
+from occcodec.format.arch import Arch, Layer
+from occcodec.format.network import Weights
+
+
+def _f32(*arrays: object) -> tuple[np.ndarray, ...]:
+    return tuple(np.asarray(a, dtype=np.float32) for a in arrays)
+
+
+def thin_plate(shape: tuple[int, int, int], i0: int, k: float) -> tuple[Arch, Weights]:
+    """``z = c - k |x - x0|``: occupied only in the one voxel layer ``i == i0``."""
+    x0 = float(network.grid_coords(shape, 0)[i0])
+    h = 2.0 / max(shape)
+    arch = Arch((Layer(2, "relu"),))
+    w1, b1 = _f32([[1, -1], [0, 0], [0, 0]], [-x0, x0])
+    w2, b2 = _f32([[-k], [-k]], [k * 0.3 * h])
+    return arch, [(w1, b1), (w2, b2)]
+
+
+def thin_rod(shape: tuple[int, int, int], i0: int, j0: int, k: float) -> tuple[Arch, Weights]:
+    """``z = c - k (|x - x0| + |y - y0|)``: a rod along z, one voxel thick."""
+    x0 = float(network.grid_coords(shape, 0)[i0])
+    y0 = float(network.grid_coords(shape, 1)[j0])
+    h = 2.0 / max(shape)
+    arch = Arch((Layer(4, "relu"),))
+    w1, b1 = _f32([[1, -1, 0, 0], [0, 0, 1, -1], [0, 0, 0, 0]], [-x0, x0, -y0, y0])
+    w2, b2 = _f32([[-k]] * 4, [k * 0.3 * h])
+    return arch, [(w1, b1), (w2, b2)]
+
+
+def smooth_blob(seed: int = 3) -> tuple[Arch, Weights]:
+    """A bumpy ball: ``4 (cos(pi x) + cos(pi y) + cos(pi z) - 1.8)`` plus small random units.
+
+    Hidden unit 0 of each layer carries the cosine sum (kept positive, where relu and elu are
+    the identity); the other units are random and enter the output with small weights.
+    """
+    rng = np.random.default_rng(seed)
+    arch = Arch((Layer(8, "relu"), Layer(8, "elu")), pe_levels=2)
+    w1 = rng.normal(size=(15, 8)) * 0.3
+    b1 = np.full(8, 2.0)
+    w1[:, :3] = 0.0
+    for axis in range(3):
+        w1[6 + axis, axis] = 1.0  # feature cos(pi x_axis) (formats/occ-v1.md 9.2)
+    w2 = rng.normal(size=(8, 8)) * 0.3
+    w2[:, 0] = 0.0
+    w2[:3, 0] = 1.0
+    b2 = np.full(8, 0.0)
+    w3 = rng.normal(size=(8, 1)) * 0.3
+    w3[0, 0] = 4.0
+    b3 = np.array([4.0 * (-6.0 - 1.8) - 3.0 * float(w3[1:, 0].sum())])
+    return arch, [_f32(w1, b1), _f32(w2, b2), _f32(w3, b3)]  # type: ignore[list-item]
+
+
+def _volume(verts: np.ndarray, faces: np.ndarray) -> float:
+    a, b, c = verts[faces[:, 0]], verts[faces[:, 1]], verts[faces[:, 2]]
+    return float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6.0)
+
+
+def _dense_mesh(arch: Arch, weights: Weights, shape: tuple[int, int, int]
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """``decoder.mesh_arrays`` on a hand-made network (unit scale, centre 0)."""
+    header = SimpleNamespace(grid=shape, arch=arch, center=(0.0, 0.0, 0.0), scale=1.0)
+    return decoder.mesh_arrays(decoder.Coded(header, weights, None), None)  # type: ignore[arg-type]
+
+
+def assert_same_mesh(dense: tuple[np.ndarray, np.ndarray], got: tuple[np.ndarray, np.ndarray],
+                     tol: float) -> None:
+    """Same vertex set and the same oriented faces once vertices are matched.
+
+    ``tol``: BLAS rounds a row's dot product differently with the matrix's size, so the
+    logits differ from the dense ones by about 1 ulp; where P changes by only ~1e-3 along an
+    edge this moves the vertex by ~1e-4 voxel.
+    """
+    (dv, df), (sv, sf) = dense, got
+    assert len(sv) == len(dv) and len(sf) == len(df)
+    dist, match = cKDTree(sv).query(dv)
+    assert dist.max() <= tol
+    assert len(np.unique(match)) == len(dv)  # a bijection
+    mapped = match[df]
+
+    def canon(f: np.ndarray) -> np.ndarray:
+        r = np.argmin(f, axis=1)  # rotate each face to its smallest index: keeps orientation
+        f = np.stack([f[np.arange(len(f)), (r + i) % 3] for i in range(3)], axis=1)
+        return f[np.lexsort(f.T[::-1])]
+
+    np.testing.assert_array_equal(canon(mapped), canon(sf))
+
+
+def _check(arch: Arch, weights: Weights, shape: tuple[int, int, int], **kw: object) -> None:
+    f = sparse.sparse_field(arch, weights, shape, **kw)  # type: ignore[arg-type]
+    dense_z = network.logit_grid(arch, weights, shape)
+    np.testing.assert_array_equal(f.voxels(), dense_z > 0)
+    np.testing.assert_array_equal(f.packed_voxels(), np.packbits(dense_z > 0, axis=-1))
+    verts, faces = sparse.field_mesh(f)
+    world = sparse.to_world(verts, shape, (0.0, 0.0, 0.0), 1.0)
+    dense = _dense_mesh(arch, weights, shape)
+    if not len(dense[1]):
+        assert not len(faces)
+        return
+    assert len(np.unique(world, axis=0)) == len(world)  # stitched: no duplicate vertices
+    assert _volume(world, faces) > 0  # outward faces
+    assert_same_mesh(dense, (world, faces), tol=1e-3 * 2.0 / max(shape))
+    # the logits differ from the dense ones by about 1 ulp (BLAS rounds by matrix size)
+    assert _volume(world, faces) == pytest.approx(_volume(*dense), rel=1e-5)
+
+
+@pytest.mark.parametrize("rule", sparse.RULES)
+@pytest.mark.parametrize("shape", [(64, 64, 64), (40, 57, 33)])
+def test_thin_plate_and_rod_exact(rule: str, shape: tuple[int, int, int]) -> None:
+    # planes at indices that are not on any coarse lattice (odd), far from and at the border
+    for i0 in (21, 0, shape[0] - 1):
+        _check(*thin_plate(shape, i0, k=40.0), shape, rule=rule, stride=8)
+    _check(*thin_rod(shape, 13, 27, k=40.0), shape, rule=rule, stride=8)
+
+
+def test_thin_plate_is_found_between_coarse_samples() -> None:
+    shape = (64, 64, 64)
+    f = sparse.sparse_field(*thin_plate(shape, 21, k=40.0), shape, stride=16)
+    vox = f.voxels()
+    assert vox[21].all() and vox.sum() == 64 * 64  # exactly the plate
+    assert f.evaluated < np.prod(shape)
+
+
+@pytest.mark.parametrize("shape", [(32, 32, 32), (48, 36, 60), (96, 96, 96)])
+@pytest.mark.parametrize("stride", [4, 8, None])
+def test_smooth_network_matches_dense(shape: tuple[int, int, int], stride: int | None) -> None:
+    _check(*smooth_blob(), shape, stride=stride)
+
+
+def test_sparse_evaluates_far_fewer_points() -> None:
+    shape = (96, 96, 96)
+    f = sparse.sparse_field(*smooth_blob(), shape, stride=8)
+    assert 0 < f.evaluated < 0.5 * np.prod(shape)
+    assert sum(lv.skipped for lv in f.levels) > 0
+
+
+@pytest.mark.parametrize("resolution", [20, 48, 64])
+def test_real_encode_matches_decoder(coded_box: Path, resolution: int) -> None:
+    coded = decoder.read(coded_box)
+    h = coded.header
+    shape = decoder.decode_shape(coded, resolution)
+    f = sparse.sparse_field(h.arch, coded.weights, shape)
+    np.testing.assert_array_equal(f.voxels(), decoder.voxels(coded, resolution))
+    verts, faces = sparse.sparse_mesh(h.arch, coded.weights, shape, h.center, h.scale)
+    dense = decoder.mesh_arrays(coded, resolution)
+    assert_same_mesh(dense, (verts, faces), tol=1e-3 * h.scale * 2.0 / max(shape))
+    assert _volume(verts, faces) > 0
+
+
+def test_lipschitz_bound_holds_on_a_dense_grid() -> None:
+    arch, weights = smooth_blob()
+    shape = (48, 48, 48)
+    z = network.logit_grid(arch, weights, shape).astype(np.float64)
+    h = 2.0 / max(shape)
+    steepest = max(np.abs(np.diff(z, axis=a)).max() for a in range(3)) / h
+    assert steepest <= sparse.lipschitz_bound(arch, weights)
+
+
+def test_empty_and_full_fields() -> None:
+    arch = Arch((Layer(2, "relu"),))
+    for bias in (-5.0, 5.0):
+        weights: Weights = [_f32(np.zeros((3, 2)), np.zeros(2)), _f32(np.zeros((2, 1)), [bias])]
+        _check(arch, weights, (30, 20, 25), stride=4)
+
+
+def test_drop_specks_removes_small_components() -> None:
+    import trimesh
+
+    big = trimesh.creation.icosphere(subdivisions=3, radius=1.0)
+    small = trimesh.creation.icosphere(subdivisions=1, radius=0.05)
+    small.apply_translation((3.0, 0.0, 0.0))
+    both = trimesh.util.concatenate([big, small])
+    verts, faces = np.asarray(both.vertices), np.asarray(both.faces, dtype=np.int64)
+    v2, f2, removed = sparse.drop_specks(verts, faces, 1e-3)
+    assert removed == 1 and len(f2) == len(big.faces) and len(v2) == len(big.vertices)
+    assert _volume(v2, f2) == pytest.approx(_volume(np.asarray(big.vertices),
+                                                    np.asarray(big.faces)))
+    assert sparse.drop_specks(verts, faces, 0.0)[2] == 0
+
+
+def test_bad_options_raise_usage_errors() -> None:
+    arch, weights = smooth_blob()
+    with pytest.raises(UsageError):
+        sparse.sparse_field(arch, weights, (16, 16, 16), rule="guess")
+    with pytest.raises(UsageError):
+        sparse.sparse_field(arch, weights, (16, 16, 16), stride=6)
+    with pytest.raises(UsageError):
+        sparse.drop_specks(np.zeros((3, 3)), np.array([[0, 1, 2]]), 1.5)
