@@ -58,6 +58,7 @@ from occcodec.errors import UsageError
 from occcodec.format import network
 from occcodec.format.arch import Arch
 from occcodec.format.network import Weights
+from occcodec.shapes import frame
 
 #: Points per network call: large enough to amortise numpy's per-call cost, small enough
 #: that a (chunk, 64) float32 activation stays in L2.
@@ -120,13 +121,13 @@ class _Evaluator:
                  lattice: Sequence[int]) -> None:
         self.arch, self.weights = arch, weights
         kernel0, self.bias0 = weights[0]
-        inside = network._axis_terms(arch, kernel0, shape)
-        m = max(shape)
+        inside = network._axis_terms(arch, kernel0, frame.axis_coords(shape))
         self.tables = []
         for axis in range(3):
             n = shape[axis]
             i = np.arange(-1, lattice[axis], dtype=np.float64)
-            c = ((i - (n - 1) / 2.0) / (m / 2.0)).astype(np.float32)[:, None]
+            c = frame.index_to_normalized(np.repeat(i[:, None], 3, axis=1),
+                                          shape)[:, axis].astype(np.float32)[:, None]
             feats, rows = [c], [axis]
             for k in range(arch.pe_levels):
                 arg = c * np.float32(np.pi * 2.0**k)
@@ -547,10 +548,7 @@ def _merge(verts: np.ndarray, faces: np.ndarray, s_top: int) -> tuple[np.ndarray
 def to_world(verts_u: np.ndarray, shape: Sequence[int], center: Sequence[float],
              scale: float) -> np.ndarray:
     """Padded lattice index -> voxel index -> normalised -> world (``formats/occ-v1.md`` 10)."""
-    m = max(shape)
-    ijk = verts_u - 1.0
-    p = (ijk - (np.asarray(shape, dtype=np.float64) - 1.0) / 2.0) / (m / 2.0)
-    return np.asarray(center, dtype=np.float64) + scale * p
+    return frame.index_to_world(verts_u - 1.0, shape, center, scale)
 
 
 def sparse_mesh(arch: Arch, weights: Weights, shape: Sequence[int], center: Sequence[float],

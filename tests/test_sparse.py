@@ -14,6 +14,7 @@ from occcodec.errors import UsageError
 from occcodec.format import network
 from occcodec.format.arch import Arch, Layer
 from occcodec.format.network import Weights
+from occcodec.shapes import frame
 
 
 def _f32(*arrays: object) -> tuple[np.ndarray, ...]:
@@ -22,7 +23,7 @@ def _f32(*arrays: object) -> tuple[np.ndarray, ...]:
 
 def thin_plate(shape: tuple[int, int, int], i0: int, k: float) -> tuple[Arch, Weights]:
     """``z = c - k |x - x0|``: occupied only in the one voxel layer ``i == i0``."""
-    x0 = float(network.grid_coords(shape, 0)[i0])
+    x0 = float(frame.axis_coords(shape)[0][i0])
     h = 2.0 / max(shape)
     arch = Arch((Layer(2, "relu"),))
     w1, b1 = _f32([[1, -1], [0, 0], [0, 0]], [-x0, x0])
@@ -32,8 +33,8 @@ def thin_plate(shape: tuple[int, int, int], i0: int, k: float) -> tuple[Arch, We
 
 def thin_rod(shape: tuple[int, int, int], i0: int, j0: int, k: float) -> tuple[Arch, Weights]:
     """``z = c - k (|x - x0| + |y - y0|)``: a rod along z, one voxel thick."""
-    x0 = float(network.grid_coords(shape, 0)[i0])
-    y0 = float(network.grid_coords(shape, 1)[j0])
+    x0 = float(frame.axis_coords(shape)[0][i0])
+    y0 = float(frame.axis_coords(shape)[1][j0])
     h = 2.0 / max(shape)
     arch = Arch((Layer(4, "relu"),))
     w1, b1 = _f32([[1, -1, 0, 0], [0, 0, 1, -1], [0, 0, 0, 0]], [-x0, x0, -y0, y0])
@@ -101,7 +102,7 @@ def assert_same_mesh(dense: tuple[np.ndarray, np.ndarray], got: tuple[np.ndarray
 
 def _check(arch: Arch, weights: Weights, shape: tuple[int, int, int], **kw: object) -> None:
     f = sparse.sparse_field(arch, weights, shape, **kw)  # type: ignore[arg-type]
-    dense_z = network.logit_grid(arch, weights, shape)
+    dense_z = network.logit_grid(arch, weights, frame.axis_coords(shape))
     np.testing.assert_array_equal(f.voxels(), dense_z > 0)
     np.testing.assert_array_equal(f.packed_voxels(), np.packbits(dense_z > 0, axis=-1))
     verts, faces = sparse.field_mesh(f)
@@ -163,7 +164,7 @@ def test_real_encode_matches_decoder(coded_box: Path, resolution: int) -> None:
 def test_lipschitz_bound_holds_on_a_dense_grid() -> None:
     arch, weights = smooth_blob()
     shape = (48, 48, 48)
-    z = network.logit_grid(arch, weights, shape).astype(np.float64)
+    z = network.logit_grid(arch, weights, frame.axis_coords(shape)).astype(np.float64)
     h = 2.0 / max(shape)
     steepest = max(np.abs(np.diff(z, axis=a)).max() for a in range(3)) / h
     assert steepest <= sparse.lipschitz_bound(arch, weights)

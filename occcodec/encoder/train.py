@@ -20,6 +20,9 @@ from occcodec.errors import UsageError
 from occcodec.format.arch import Arch
 from occcodec.format.network import Weights
 
+
+#: A forward-pass transform of one dense layer: (index, kernel, bias) -> (kernel, bias).
+LayerFn = Callable[[int, tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
 #: Compile training steps with XLA (see Trainer.__init__ for the measurement behind False).
 JIT = os.environ.get("OCCCODEC_XLA") == "1"
 
@@ -99,9 +102,13 @@ class TrainResult:
 class Trainer:
     """Trains one architecture; the compiled functions are built once per instance."""
 
-    def __init__(self, arch: Arch, weights: Weights, lr: float = 1e-3, batch: int = 16384):
+    def __init__(self, arch: Arch, weights: Weights, lr: float = 1e-3, batch: int = 16384,
+                 layer_fn: LayerFn | None = None):
         self.arch = arch
         self.batch = batch
+        # Maps (layer index, kernel, bias) to what the forward pass uses: the hook for
+        # quantization-aware training (encoder/qat.py); None trains the float weights.
+        self.layer_fn = layer_fn
         self.vars = [(tf.Variable(k), tf.Variable(b)) for k, b in weights]
         flat = [v for pair in self.vars for v in pair]
         self.flat = flat
@@ -115,11 +122,16 @@ class Trainer:
         self._epoch = tf.function(self._epoch_impl, jit_compile=JIT, reduce_retracing=True)
         self._predict = tf.function(self._logits, jit_compile=JIT, reduce_retracing=True)
 
+    def _layer(self, index: int) -> tuple[tf.Tensor, tf.Tensor]:
+        k, b = self.vars[index]
+        return (k, b) if self.layer_fn is None else self.layer_fn(index, k, b)
+
     def _logits(self, x: tf.Tensor) -> tf.Tensor:
         h = _tf_encode(x, self.arch.pe_levels)
-        for layer, (k, b) in zip(self.arch.layers, self.vars[:-1], strict=True):
+        for i, layer in enumerate(self.arch.layers):
+            k, b = self._layer(i)
             h = tf_activation(layer.activation)(tf.matmul(h, k) + b)
-        k, b = self.vars[-1]
+        k, b = self._layer(len(self.arch.layers))
         return (tf.matmul(h, k) + b)[:, 0]
 
     def _epoch_impl(self, xb: tf.Tensor, yb: tf.Tensor) -> tf.Tensor:
@@ -173,13 +185,15 @@ class Trainer:
 def train(arch: Arch, weights: Weights, samples: Samples, epochs: int, rng: np.random.Generator,
           lr: float = 1e-3, batch: int = 16384, keep_best: bool = True,
           on_epoch: Callable[[int, float, float], None] | None = None,
-          eval_every: int = 1, final_lr: float | None = None) -> TrainResult:
+          eval_every: int = 1, final_lr: float | None = None,
+          layer_fn: LayerFn | None = None) -> TrainResult:
     """Train ``epochs`` passes; return the best-validation-accuracy checkpoint when asked.
 
     With ``final_lr`` the learning rate follows a cosine from ``lr`` down to ``final_lr``
-    over the epochs (per epoch); otherwise it stays at ``lr``.
+    over the epochs (per epoch); otherwise it stays at ``lr``. ``layer_fn`` (see
+    :class:`Trainer`) changes the forward pass, validation included.
     """
-    tr = Trainer(arch, weights, lr=lr, batch=batch)
+    tr = Trainer(arch, weights, lr=lr, batch=batch, layer_fn=layer_fn)
     best_acc, best = -1.0, tr.get_weights()
     for epoch in range(epochs):
         if final_lr is not None:
