@@ -417,7 +417,7 @@ def decode_directory(in_dir: str, out_dir: str, fmt: str, resolution: int | None
         t.add_column(justify="right")
         for k, v in (("decoded", f"{counts['ok']:,}"), ("skipped", f"{counts['skipped']:,}"),
                      ("failed", f"{counts['failed']:,}"),
-                     ("output bytes", _fmt_bytes(summary["out_bytes"])),
+                     ("output bytes", _fmt_bytes(summary["out_bytes"] or 0)),
                      ("time", f"{secs:,.1f} s")):
             t.add_row(k, v)
         Console().print(t)

@@ -95,10 +95,11 @@ class Arch:
         if enc.get("type") == "identity":
             levels = 0
         elif enc.get("type") == "posenc":
-            levels = enc.get("levels")
+            given = enc.get("levels")
             # type() and not isinstance(): msgpack true is a bool, and bool is an int in Python
-            if type(levels) is not int or not 1 <= levels <= MAX_PE_LEVELS:
-                raise ValueError(f"posenc levels {levels!r} not in 1..{MAX_PE_LEVELS}")
+            if type(given) is not int or not 1 <= given <= MAX_PE_LEVELS:
+                raise ValueError(f"posenc levels {given!r} not in 1..{MAX_PE_LEVELS}")
+            levels = given
         else:
             raise ValueError(f"unknown input encoding {enc.get('type')!r}")
         if obj.get("output", "sigmoid") != "sigmoid":

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from occcodec.errors import FormatError
 from occcodec.format import limits
@@ -58,7 +58,7 @@ class Header:
         return o if isinstance(o, dict) else {}
 
 
-def _num(v: object) -> bool:
+def _num(v: object) -> TypeGuard[int | float]:
     # finite: an infinite or NaN centre or scale would put every vertex at inf or NaN
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
@@ -96,7 +96,7 @@ def parse_header(raw: dict[str, Any]) -> Header:
         raise bad("quant", f"is not one of {', '.join(SCHEMES)}")
     limits.check("params", arch.params, f"the network {arch}"[:80])
     return Header(arch, tuple(grid), tuple(float(c) for c in center),  # type: ignore[arg-type]
-                  float(scale), str(fill), str(quant), raw)
+                  float(scale), str(fill), str(quant), raw)  # type: ignore[arg-type]
 
 
 def build_header(*, encoder: str, arch: Arch, grid: tuple[int, ...], center: tuple[float, ...],
