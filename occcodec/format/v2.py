@@ -5,14 +5,17 @@ quarter of a small file. Version 2 keeps what a decoder needs in a few binary fi
 informative metadata in an optional msgpack map with one-letter keys::
 
     magic      4 bytes   89 4F 43 32  ("\\x89OC2": the last byte is the version digit)
-    flags      u8        bits 0-1 fill, bit 2 META present, bit 3 frame in float64
-    grid       3 varints n - 1 for each axis size n (1..4096)
+    flags      u8        bits 0-1 fill, bit 2 META present, bit 3 frame in float64,
+                         bit 4 cubic grid (one size for all axes), bits 5-7 reserved
+    grid       1 or 3 varints, each n - 1 for an axis size n (1..4096)
     frame      4 x f32   center x, y, z, scale (4 x f64 when flag bit 3 is set)
-    encoding   u8        0 identity, L = 1..12 positional encoding with L levels
-    layers     u8        hidden layer count H (1..255), then per hidden layer:
-                         u8 activation id, varint units - 1
-    scheme     u8        0 fp32, 1 fp16, 2 int8, 3 int8-layer, 4 lowbit; lowbit adds
-                         u8 bias bits and one nibble of weight bits per dense layer
+    network    u8        low nibble: positional-encoding levels (0 = none, 1..12); high
+                         nibble: hidden layer count H - 1 (H = 1..16)
+               nibbles   H activation ids, two to a byte, the first in the low nibble
+               varints   H widths, each units - 1 (units 1..4096)
+    scheme     u8        low nibble: 0 fp32, 1 fp16, 2 int8, 3 int8-layer, 4 lowbit;
+                         high nibble: lowbit's bias bits - 4 (else 0); lowbit then has
+                         H + 1 nibbles of weight bits, one per dense layer
     payload    the raw weights, exactly as long as the architecture and scheme need
     META       (flag bit 2) a msgpack map filling the space up to the checksum
     checksum   u32       CRC-32 (zlib) of every byte before it
@@ -73,12 +76,15 @@ VERSION = (2, 0)
 FILLS = ("solid", "shell", "given")              # 2-bit code = index; 3 is reserved
 FLAG_META = 1 << 2
 FLAG_FRAME64 = 1 << 3
-FLAG_RESERVED = 0xF0
+FLAG_CUBIC = 1 << 4
+FLAG_RESERVED = 0xE0
 #: Activation codes, keyed by v1's string ids (``formats/occ-v1.md`` 6.2); never reordered.
 ACTIVATION_CODES: dict[str, int] = {"relu": 0, "elu": 1, "swish": 2}
 #: Weight scheme codes, keyed by v1's ``quant`` ids, plus ``lowbit``; never reordered.
 SCHEME_CODES: dict[str, int] = {"fp32": 0, "fp16": 1, "int8": 2, "int8-layer": 3, "lowbit": 4}
 MAX_PE_LEVELS = 12
+#: Hidden layers a v2 file can name (a nibble); ``--arch`` allows as many.
+MAX_HIDDEN = 16
 MAX_UNITS = 4096
 MAX_GRID = 4096
 MAX_VARINT_BYTES = 3
@@ -264,9 +270,9 @@ def _check_header(header: LeanHeader) -> None:
     if header.fill not in FILLS:
         raise ValueError(f"fill {header.fill!r} is not one of {', '.join(FILLS)}")
     arch = header.arch
-    if not 0 <= arch.pe_levels <= MAX_PE_LEVELS or not 1 <= len(arch.layers) <= 255:
+    if not 0 <= arch.pe_levels <= MAX_PE_LEVELS or not 1 <= len(arch.layers) <= MAX_HIDDEN:
         raise ValueError(f"architecture {arch} does not fit the format (PE levels 0.."
-                         f"{MAX_PE_LEVELS}, 1..255 hidden layers)")
+                         f"{MAX_PE_LEVELS}, 1..{MAX_HIDDEN} hidden layers)")
     for layer in arch.layers:
         if layer.activation not in ACTIVATION_CODES or not 1 <= layer.units <= MAX_UNITS:
             raise ValueError(f"layer {layer.units}:{layer.activation} does not fit the format")
@@ -276,23 +282,26 @@ def _check_header(header: LeanHeader) -> None:
 def _header_bytes(header: LeanHeader, has_meta: bool) -> bytes:
     _check_header(header)
     f64 = frame64_needed(header.grid, header.center, header.scale)
-    flags = FILLS.index(header.fill) | (FLAG_META if has_meta else 0) | (FLAG_FRAME64 if f64
-                                                                          else 0)
+    cubic = len(set(header.grid)) == 1
+    flags = (FILLS.index(header.fill) | (FLAG_META if has_meta else 0)
+             | (FLAG_FRAME64 if f64 else 0) | (FLAG_CUBIC if cubic else 0))
     out = bytearray(MAGIC)
     out.append(flags)
-    for n in header.grid:
+    for n in header.grid[:1] if cubic else header.grid:
         out += _varint(int(n) - 1)
     out += struct.pack("<4d" if f64 else "<4f", *header.center, header.scale)
     arch = header.arch
-    out += bytes([arch.pe_levels, len(arch.layers)])
+    out.append(arch.pe_levels | (len(arch.layers) - 1) << 4)
+    out += _nibbles([ACTIVATION_CODES[layer.activation] for layer in arch.layers])
     for layer in arch.layers:
-        out.append(ACTIVATION_CODES[layer.activation])
         out += _varint(layer.units - 1)
     spec = header.weights
-    out.append(SCHEME_CODES[spec.scheme])
+    code = SCHEME_CODES[spec.scheme]
     if spec.scheme == "lowbit":
-        out.append(spec.bias_bits)
+        out.append(code | (spec.bias_bits - lowbit.MIN_BIAS_BITS) << 4)
         out += _nibbles(spec.bits)
+    else:
+        out.append(code)
     return bytes(out)
 
 
@@ -400,12 +409,21 @@ def _code(table: Mapping[str, int], code: int, what: str) -> str:
     raise VersionError(f"file uses {what} code {code}, unknown to this occcodec: upgrade")
 
 
+def _read_nibbles(r: _Reader, count: int, what: str) -> list[int]:
+    raw = r.take((count + 1) // 2, what)
+    values = [v for b in raw for v in (b & 15, b >> 4)]
+    if len(values) > count and values[count]:
+        raise FormatError(f"{what} have a nonzero padding nibble: the file is damaged")
+    return values[:count]
+
+
 def _read_header(r: _Reader) -> tuple[LeanHeader, int, bool]:
     flags = r.u8("flags")
     if flags & FLAG_RESERVED or flags & 3 == 3:
         raise VersionError(f"file sets flags 0x{flags:02x} that this occcodec does not know: "
                            "upgrade")
-    grid = tuple(r.varint("grid size") + 1 for _ in range(3))
+    sizes = [r.varint("grid size") + 1 for _ in range(1 if flags & FLAG_CUBIC else 3)]
+    grid = (sizes[0],) * 3 if flags & FLAG_CUBIC else tuple(sizes)
     if max(grid) > MAX_GRID:
         raise FormatError(f"grid {grid} has a size above {MAX_GRID}: the file is damaged")
     f64 = bool(flags & FLAG_FRAME64)
@@ -413,16 +431,15 @@ def _read_header(r: _Reader) -> tuple[LeanHeader, int, bool]:
     *center, scale = struct.unpack(fmt, r.take(struct.calcsize(fmt), "frame"))
     if not all(math.isfinite(v) for v in (*center, scale)) or scale <= 0:
         raise FormatError("frame is not finite with a positive scale: the file is damaged")
-    pe = r.u8("encoding")
+    net = r.u8("network byte")
+    pe, count = net & 15, (net >> 4) + 1
     if pe > MAX_PE_LEVELS:
         raise VersionError(f"file uses input encoding code {pe}, unknown to this occcodec: "
                            "upgrade")
-    count = r.u8("layer count")
-    if count == 0:
-        raise FormatError("file has no hidden layer: the file is damaged")
+    acts = [_code(ACTIVATION_CODES, a, "activation")
+            for a in _read_nibbles(r, count, "activation codes")]
     layers = []
-    for _ in range(count):
-        act = _code(ACTIVATION_CODES, r.u8("activation"), "activation")
+    for act in acts:
         units = r.varint("layer units") + 1
         if units > MAX_UNITS:
             raise FormatError(f"layer of {units} units (most {MAX_UNITS}): the file is damaged")
@@ -430,16 +447,15 @@ def _read_header(r: _Reader) -> tuple[LeanHeader, int, bool]:
     arch = Arch(tuple(layers), pe)
     # before anything the architecture sizes is allocated (formats/occ-v2.md 4)
     limits.check("params", arch.params, f"the network {arch}"[:80])
-    scheme = _code(SCHEME_CODES, r.u8("weight scheme"), "weight scheme")
+    byte = r.u8("weight scheme")
+    scheme = _code(SCHEME_CODES, byte & 15, "weight scheme")
     spec = WeightsSpec(scheme)
     if scheme == "lowbit":
-        bias_bits = r.u8("bias bits")
-        n = len(arch.layer_dims())
-        raw = r.take((n + 1) // 2, "bit depths")
-        nib = [v for b in raw for v in (b & 15, b >> 4)]
-        if len(nib) > n and nib[n]:
-            raise FormatError("bit depths have a nonzero padding nibble: the file is damaged")
-        spec = WeightsSpec(scheme, tuple(nib[:n]), bias_bits)
+        bits = _read_nibbles(r, len(arch.layer_dims()), "bit depths")
+        spec = WeightsSpec(scheme, tuple(bits), (byte >> 4) + lowbit.MIN_BIAS_BITS)
+    elif byte >> 4:
+        raise FormatError(f"weight scheme byte 0x{byte:02x} has bits set that {scheme} does "
+                          "not use: the file is damaged")
     try:
         size = spec.payload_size(arch)
     except ValueError as exc:
