@@ -4,6 +4,7 @@ limits, the overhead formula, and v1 files still read by the same ``decoder.load
 from __future__ import annotations
 
 import hashlib
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +12,9 @@ import pytest
 
 from occcodec import decoder
 from occcodec.batch import plan
-from occcodec.format import v2
-from occcodec.format.arch import Arch, parse_arch
+from occcodec.errors import FormatError, LimitError, VersionError
+from occcodec.format import limits, v2
+from occcodec.format.arch import Arch, Layer, parse_arch
 from occcodec.format.network import Weights
 
 SPECS = [v2.WeightsSpec("fp32"), v2.WeightsSpec("fp16"), v2.WeightsSpec("int8"),
@@ -146,3 +148,177 @@ def test_classify_records_what_a_stripped_file_lacks(tmp_path: Path) -> None:
     assert records["shape.obj"]["options"] == opts
     _, todo = plan.classify(found, previous, {**opts, "seed": 2}, force=False)
     assert todo[0].record["note"] == "replaced: the encode options changed"
+
+
+# ---------------------------------------------------------------- sizes and odd shapes
+
+
+def test_overhead_targets_for_a_typical_network() -> None:
+    """Issue 10's targets: <= 48 bytes stripped, <= 200 with realistic META (encoder,
+    source kind and sha256, the six options of a default encode, iou, accuracy, params:
+    123 bytes of META)."""
+    arch = parse_arch("pe6,24:relu,40:relu")
+    meta = _meta(arch)
+    sizes = []
+    for spec in (v2.WeightsSpec("fp16"), v2.WeightsSpec("lowbit", (8, 6, 6), 10)):
+        h = v2.LeanHeader((128, 128, 128), (0.01, -0.2, 0.3), 0.87, "solid", arch, spec)
+        sizes.append((v2.overhead(h), v2.overhead(h, meta)))
+    assert sizes == [(31, 154), (33, 156)]  # formats/occ-v2.md section 14
+    # the worst of the search space: 6 hidden layers of 64, PE 12, 512^3, low bit
+    deep = parse_arch("pe12,64:relu,64:elu,64:swish,64:relu,64:elu,64:swish")
+    h = v2.LeanHeader((512,) * 3, (0.1, 0.2, 0.3), 1.5, "shell", deep,
+                      v2.WeightsSpec("lowbit", (8,) * 7, 16))
+    assert (v2.overhead(h), v2.overhead(h, _meta(deep))) == (42, 165)
+    assert v2.overhead(h) <= 48 and v2.overhead(h, _meta(deep)) <= 200
+
+
+@pytest.mark.parametrize(("grid", "arch"), [
+    ((1, 1, 1), "1:relu"),
+    ((4096, 1, 129), "pe12,4096:swish"),
+    ((128, 128, 128), ",".join(["3:elu"] * 16)),
+    ((2, 300, 7), "pe1,127:relu,128:elu,129:swish")])
+def test_odd_sizes_round_trip(grid: tuple[int, int, int], arch: str) -> None:
+    a = parse_arch(arch)
+    spec = v2.WeightsSpec("lowbit", tuple(3 + i % 6 for i in range(len(a.layer_dims()))), 16)
+    h = v2.LeanHeader(grid, (2.0**-100, -7.0, 3.5), 2.0**-10, "given", a, spec)  # f32-exact
+    payload = spec.quantize(_weights(a))
+    back = v2.unpack(v2.pack(h, payload))
+    assert back[0] == h and back[1] == payload
+
+
+def test_same_arguments_same_bytes() -> None:
+    h = _header(v2.WeightsSpec("lowbit", (4, 4, 4), 10))
+    payload = h.weights.quantize(_weights(h.arch))
+    assert v2.pack(h, payload, _meta(h.arch)) == v2.pack(h, payload, _meta(h.arch))
+    assert v2.pack(h, payload, None) == v2.pack(h, payload, {})
+
+
+# ---------------------------------------------------------------- the frame
+
+
+def test_frame_is_float32_unless_that_moves_it() -> None:
+    arch = parse_arch("8:relu")
+    payload = v2.WeightsSpec("fp16").quantize(_weights(arch))
+
+    def frame(center: tuple[float, float, float], scale: float) -> tuple[bool, v2.LeanHeader]:
+        h = v2.LeanHeader((128, 128, 128), center, scale, "solid", arch)
+        _, _, _, info = v2.unpack(v2.pack(h, payload))
+        return info.frame64, v2.unpack(v2.pack(h, payload))[0]
+
+    f64, back = frame((0.1, -0.2, 0.3), 0.7)
+    assert not f64
+    voxel = 2 * 0.7 / 128
+    moved = max(abs(a - b) for a, b in zip(back.center, (0.1, -0.2, 0.3), strict=True))
+    assert moved + abs(back.scale - 0.7) <= 1e-3 * voxel
+    f64, back = frame((1000.1, -2000.2, 0.3), 0.01)  # far from the origin: float64, exact
+    assert f64 and back.center == (1000.1, -2000.2, 0.3) and back.scale == 0.01
+    f64, back = frame((1e39, 0.0, 0.0), 1e39)  # beyond float32's range
+    assert f64 and back.center[0] == 1e39
+
+
+# ---------------------------------------------------------------- META
+
+
+def test_meta_keys_round_trip_through_their_aliases() -> None:
+    h = _header(v2.WeightsSpec("fp16"))
+    meta = {**_meta(h.arch), "x-new": {"a": 1}, "candidates": [["8:relu", 0.5]]}
+    meta["options"] = {**meta["options"], "target_iou": 0.99, "max_bytes": 1500, "newopt": 0.3}
+    data = v2.pack(h, h.weights.quantize(_weights(h.arch)), meta)
+    got = v2.unpack(data)[2]
+    assert got is not None
+    assert got["options"] == meta["options"]  # exact: float64 for option values
+    assert got["x-new"] == {"a": 1} and got["candidates"] == [["8:relu", 0.5]]
+    assert got["metrics"]["params"] == h.arch.params
+    assert got["metrics"]["iou"] == float(np.float32(0.99125))  # metrics: float32
+    # the short keys are what is stored
+    assert b"\xa1o" in data and b"options" not in data and b"target_iou" not in data
+
+
+def test_one_letter_meta_names_are_refused() -> None:
+    h = _header(v2.WeightsSpec("fp16"))
+    payload = h.weights.quantize(_weights(h.arch))
+    with pytest.raises(ValueError, match="one letter"):
+        v2.pack(h, payload, {"z": 1})
+    with pytest.raises(ValueError, match="one letter"):
+        v2.pack(h, payload, {"options": {"o": 1}})
+
+
+def test_pack_refuses_what_does_not_fit() -> None:
+    h = _header(v2.WeightsSpec("fp16"))
+    payload = h.weights.quantize(_weights(h.arch))
+    with pytest.raises(ValueError, match="needs"):
+        v2.pack(h, payload[:-1])
+    bad = [v2.LeanHeader((0, 4, 4), h.center, 1.0, "solid", h.arch),
+           v2.LeanHeader((4, 4, 4), h.center, -1.0, "solid", h.arch),
+           v2.LeanHeader((4, 4, 4), h.center, 1.0, "hollow", h.arch),
+           v2.LeanHeader((4, 4, 4), h.center, 1.0, "solid", h.arch,
+                         v2.WeightsSpec("lowbit", (9, 8, 8), 10)),
+           v2.LeanHeader((4, 4, 4), h.center, 1.0, "solid", h.arch, v2.WeightsSpec("fp8")),
+           v2.LeanHeader((4, 4, 4), h.center, 1.0, "solid",
+                         Arch(tuple(Layer(4, "relu") for _ in range(17))))]
+    for header in bad:
+        with pytest.raises(ValueError):
+            v2.overhead(header)
+
+
+# ---------------------------------------------------------------- damage is refused
+
+
+def _small_file() -> bytes:
+    h = v2.LeanHeader((5, 6, 7), (0.0, 1.0, 2.0), 1.0, "solid", parse_arch("pe1,3:elu"),
+                      v2.WeightsSpec("lowbit", (3, 4), 5))
+    return v2.pack(h, h.weights.quantize(_weights(h.arch)),
+                   {"encoder": "t", "metrics": {"iou": 0.5}})
+
+
+def test_every_truncation_is_refused() -> None:
+    data = _small_file()
+    for n in range(len(data)):
+        with pytest.raises(FormatError):
+            decoder.load(data[:n])
+
+
+def test_every_single_bit_flip_is_refused() -> None:
+    data = _small_file()
+    for pos in range(len(data)):
+        for bit in range(8):
+            bad = bytearray(data)
+            bad[pos] ^= 1 << bit
+            with pytest.raises(FormatError):  # a CRC-32 catches every 1-bit error
+                decoder.load(bytes(bad))
+
+
+def test_newer_version_digit_asks_for_an_upgrade() -> None:
+    data = bytearray(_small_file())
+    data[3] = ord("5")
+    with pytest.raises(VersionError, match="upgrade"):
+        decoder.load(bytes(data))
+    data[3] = ord("x")
+    with pytest.raises(FormatError, match="not an .occ file"):
+        decoder.load(bytes(data))
+
+
+# ---------------------------------------------------------------- limits
+
+
+def test_limits_are_checked_before_allocation() -> None:
+    big = parse_arch("pe12,4096:relu,4096:relu")
+    h = v2.LeanHeader((16, 16, 16), (0.0, 0.0, 0.0), 1.0, "solid", big,
+                      v2.WeightsSpec("lowbit", (3, 3, 3), 4))
+    payload = bytes(v2.WeightsSpec("lowbit", (3, 3, 3), 4).payload_size(big))
+    data = v2.pack(h, payload)  # zero scales: invalid weights, but the limit comes first
+    with pytest.raises(LimitError, match="params"):
+        decoder.load(data)
+    with limits.raised(file=len(data) - 1), pytest.raises(LimitError, match="file"):
+        decoder.load(_small_file() + bytes(len(data)))
+
+
+def test_a_declared_network_bigger_than_the_file_is_refused_without_allocating() -> None:
+    """33 header bytes naming 16 layers of 4096 units: refused by the params limit."""
+    h = v2.LeanHeader((4, 4, 4), (0.0, 0.0, 0.0), 1.0, "solid", parse_arch("1:relu"))
+    data = bytearray(v2.pack(h, bytes(h.weights.payload_size(h.arch))))
+    net_at = 4 + 1 + 1 + 16
+    body = (bytes(data[:net_at]) + bytes([0xF0]) + bytes(8) + b"\xff\x1f" * 16 + b"\x01")
+    forged = body + zlib.crc32(body).to_bytes(4, "little")
+    with pytest.raises(LimitError, match="params"):
+        decoder.load(forged)

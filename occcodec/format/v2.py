@@ -23,18 +23,25 @@ informative metadata in an optional msgpack map with one-letter keys::
 Varints are unsigned LEB128 (7 bits a byte, least significant group first, high bit =
 more), minimal (no trailing zero group), at most 3 bytes. Everything is little-endian.
 
-Design choices, measured (``tests/benchmarks/v2_overhead.py``):
+Design choices, measured with ``tests/benchmarks/v2_overhead.py`` (results in
+``tests/benchmarks/results/v2-overhead/``; ``formats/occ-v2.md`` section 14):
 
+* Overhead (all but the payload) of fast-preset 64^3 encodes of mug, torus and nut: 37, 31,
+  30 bytes stripped and 156, 150, 149 with META, against 571, 476, 450 in v1. The typical
+  ``pe6,24:relu,40:relu`` at 128^3: 31 (fp16) / 33 (lowbit) stripped, 154 / 156 with META.
 * No payload length and no META length: the payload's length follows from the
   architecture and the scheme (as in v1, where the header's ``raw_bytes`` merely repeated
   it), and META runs to the checksum. A cut or grown file fails the checksum.
-* The payload is stored raw, not zstd-compressed: see the benchmark's report in the
-  module docstring of ``tests/benchmarks/v2_overhead.py`` (zstd's frame costs 9+ bytes and
-  saved less than that on low-bit payloads, a few per cent on fp16 ones).
+* The payload is stored raw, not zstd-compressed: zstd at level 19 saved 3.6-7.5 % of fp16
+  payloads but -0.4 to 3.1 % of low-bit ones (the point of v2), its frame costs 9+ bytes,
+  and a raw payload's size is known before writing, which rate control needs.
+* Small numbers share bytes: the grid sizes, widths and units are stored minus one as
+  varints (128 fits one byte), a cubic grid as one size (flag bit 4), the encoding and the
+  layer count in one byte, activation codes and low-bit depths as nibbles.
 * The frame in float32: it only places the decoded mesh in world coordinates (voxels are
   decoded in the normalised frame and do not depend on it). Rounding ``center`` and
   ``scale`` to float32 moves a world point by at most ``2**-24 (|c|max + s)``; for a shape
-  centred within its own size of the origin that is ~1e-7 of the shape, 4e-6 of a voxel
+  centred within its own size of the origin that is ~1e-7 of the shape, 8e-6 of a voxel
   at 128^3. The writer falls back to float64 (flag bit 3) whenever the float32 frame would
   move a point of the unit cube by more than :data:`FRAME_TOLERANCE` = 1e-3 voxel (a
   shape far from the origin: e.g. centred at 1000 x its size).

@@ -67,8 +67,8 @@ def measure(path: Path, a: argparse.Namespace) -> dict[str, Any]:
 
 
 def report(rows: list[dict[str, Any]]) -> str:
-    lines = ["| shape | arch | params | v1 file | v1 overhead | v2 stripped | v2 unstripped "
-             "| META |", "|---|---|---|---|---|---|---|---|"]
+    lines = [("| shape | arch | params | v1 file | v1 overhead | v2 stripped | v2 unstripped "
+              "| META |"), "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['shape']} | {r['arch']} | {r['params']} | {r['v1_bytes']} | "
               f"{r['v1_overhead']} | {r['stripped']} | {r['unstripped']} | {r['meta_bytes']} |"
               for r in rows]
