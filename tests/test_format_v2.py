@@ -322,3 +322,29 @@ def test_a_declared_network_bigger_than_the_file_is_refused_without_allocating()
     forged = body + zlib.crc32(body).to_bytes(4, "little")
     with pytest.raises(LimitError, match="params"):
         decoder.load(forged)
+
+
+# ---------------------------------------------------------------- through the API and the CLI
+
+
+def test_api_and_cli_read_v2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    import occcodec
+    from occcodec.cli.main import main
+
+    h = v2.LeanHeader((16, 16, 16), (0.0, 0.0, 0.0), 1.0, "solid", parse_arch("pe2,12:elu"),
+                      v2.WeightsSpec("lowbit", (6, 6), 10))
+    data = v2.pack(h, h.weights.quantize(_weights(h.arch)))
+    shape = occcodec.decode(data)
+    assert shape.voxels().shape == (16, 16, 16)
+    path = tmp_path / "s.occ"
+    path.write_bytes(data)
+    assert main(["info", str(path), "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["format"] == "2.0" and rec["bytes"] == len(data)
+    assert rec["header"]["quant"] == "lowbit 6/6 bits, bias 10"
+    assert rec["header"]["frame"] == "float32" and "meta" not in rec["sections"]
+    assert main(["info", str(path)]) == 0
+    assert "none (stripped)" in capsys.readouterr().out
+    assert main(["decode", str(path), "-o", str(tmp_path / "s.npz")]) == 0
