@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from occcodec import decoder
 from occcodec.batch import plan
@@ -348,3 +350,34 @@ def test_api_and_cli_read_v2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["info", str(path)]) == 0
     assert "none (stripped)" in capsys.readouterr().out
     assert main(["decode", str(path), "-o", str(tmp_path / "s.npz")]) == 0
+
+
+def test_a_v1_file_converts_to_v2_with_the_same_decode() -> None:
+    """What the encoder's switch to v2 does: v1's HEAD -> LeanHeader + META, same payload."""
+    vectors = Path(__file__).resolve().parent.parent / "formats" / "vectors"
+    old = decoder.read(vectors / "c-pe1-int8.occ")
+    h = old.header
+    lean = v2.LeanHeader(h.grid, h.center, h.scale, h.fill, h.arch, v2.WeightsSpec(h.quant))
+    meta = v2.meta_from_v1(old.file.header)
+    assert list(meta) == ["encoder", "source", "options", "metrics"]
+    new = decoder.load(v2.pack(lean, old.file.weights, meta))
+    assert new.header.raw == meta and new.header.center == h.center
+    assert np.array_equal(decoder.voxels(new), decoder.voxels(old))
+
+
+# ---------------------------------------------------------------- fuzzing (hypothesis profile)
+
+
+@given(st.binary(max_size=64), st.integers(0, 200), st.integers(0, 64))
+def test_any_body_with_a_valid_crc_decodes_or_raises_an_occ_error(
+        junk: bytes, at: int, cut: int) -> None:
+    """Splice bytes into a real file and fix its CRC: the parser, not the checksum, must
+    then refuse (FormatError, LimitError) or decode; never another exception."""
+    body = _small_file()[:-4]
+    at = min(at, len(body))
+    body = body[:at] + junk + body[at + cut :]
+    data = body + zlib.crc32(body).to_bytes(4, "little")
+    try:
+        decoder.load(data)
+    except (FormatError, LimitError):
+        pass

@@ -74,7 +74,7 @@ from occcodec.format.arch import Arch, Layer
 from occcodec.format.network import Weights
 
 __all__ = ["FRAME_TOLERANCE", "MAGIC", "LeanHeader", "V2Info", "WeightsSpec", "is_v2",
-           "overhead", "pack", "unpack"]
+           "meta_from_v1", "overhead", "pack", "unpack"]
 
 #: The first 3 bytes are shared with v1 (``\\x89OCC...``); the 4th is the version digit.
 MAGIC = b"\x89OC2"
@@ -193,6 +193,16 @@ class V2Info:
     sections: dict[str, int]
     frame64: bool
     version: tuple[int, int] = VERSION
+
+
+#: Keys of a v1 HEAD map that v2 stores in its binary header (the rest go to META).
+DECODING_KEYS = frozenset({"grid", "center", "scale", "fill", "arch", "quant", "weights"})
+
+
+def meta_from_v1(head: Mapping[str, Any]) -> dict[str, Any]:
+    """The informative part of a v1 HEAD map (``encoder``, ``source``, ``options``,
+    ``metrics``, ...), in its order: what :func:`pack` takes as ``meta``."""
+    return {k: v for k, v in head.items() if k not in DECODING_KEYS}
 
 
 def is_v2(data: bytes) -> bool:

@@ -46,7 +46,7 @@ def measure(path: Path, a: argparse.Namespace) -> dict[str, Any]:
     res = encode(path, EncodeOptions(preset=a.preset, resolution=a.resolution, threads=1))
     coded = decoder.load(res.data)
     h = coded.header
-    meta = {k: res.header[k] for k in ("encoder", "source", "options", "metrics")}
+    meta = v2.meta_from_v1(res.header)
     lean = v2.LeanHeader(h.grid, h.center, h.scale, h.fill, h.arch, v2.WeightsSpec("fp16"))
     wgts = coded.file.sections["WGTS"]
     row: dict[str, Any] = {
