@@ -43,15 +43,16 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from a checkout, occcodec not installed
     sys.path.insert(0, str(ROOT))
 
-from occcodec.format import container, network  # noqa: E402
+from occcodec.format import container, network, v2  # noqa: E402
 from occcodec.format.arch import Arch, parse_arch  # noqa: E402
 from occcodec.format.header import build_header  # noqa: E402
 from occcodec.format.network import Weights  # noqa: E402
-from occcodec.format.quant import dequantize, quantize  # noqa: E402
-from occcodec.shapes.frame import axis_coords
+from occcodec.shapes.frame import axis_coords  # noqa: E402
 
 OUT_DIR = Path(__file__).resolve().parent / "vectors"
 INDEX = "vectors.json"
+#: The version-2 vectors' folder, under the v1 vectors' (their own ``vectors.json``).
+V2_DIR = "v2"
 #: Smallest |logit| allowed at any voxel of a vector, in float32 and in float64.
 MARGIN = 1e-3
 #: Fraction of occupied voxels a vector must have.
@@ -83,6 +84,48 @@ SPECS = (
                (10.0, 20.0, 30.0), 2.5, 3000),
     VectorSpec("d-identity-int8-layer", "32:elu", "int8-layer", (16, 24, 16),
                (0.0, 0.0, 0.0), 1.0, 4000),
+)
+
+
+@dataclass(frozen=True)
+class V2Spec:
+    """A version-2 vector (formats/occ-v2.md): a network, its weight scheme, frame and META."""
+
+    name: str
+    arch: str
+    weights: v2.WeightsSpec
+    grid: tuple[int, int, int]
+    center: tuple[float, float, float]
+    scale: float
+    fill: str
+    seed: int
+    meta: bool
+    resolutions: tuple[int, ...] = ()
+    #: META keys beyond the usual four (a reader keeps what it does not know).
+    extra_meta: tuple[tuple[str, Any], ...] = ()
+
+
+#: The v2 vectors (in ``vectors/v2/``). Where arch, scheme, grid and seed equal a v1
+#: vector's, the network and the decoded grid are that vector's too.
+V2_SPECS = (
+    V2Spec("a-fp16-stripped", "pe2,24:elu,16:swish", v2.WeightsSpec("fp16"), (20, 16, 24),
+           (0.5, -1.25, 2.0), 0.75, "given", 2000, meta=False, resolutions=(16, 27)),
+    V2Spec("b-fp32-meta", "16:relu,16:relu", v2.WeightsSpec("fp32"), (16, 16, 16),
+           (0.0, 0.0, 0.0), 1.0, "solid", 1000, meta=True),
+    # 3 dense layers: an odd number of bit-depth nibbles, so one padding nibble
+    V2Spec("c-lowbit-meta", "pe1,12:swish,8:elu", v2.WeightsSpec("lowbit", (3, 5, 8), 10),
+           (18, 13, 11), (10.0, 20.0, 30.0), 2.5, "shell", 5000, meta=True),
+    # float32 would move the frame by ~6e-5 world units, 5 % of a 0.0011-unit voxel
+    V2Spec("d-int8-frame64", "pe1,12:swish,12:relu,8:elu", v2.WeightsSpec("int8"),
+           (18, 18, 12), (1000.1, -2000.2, 0.3), 0.01, "solid", 3000, meta=False),
+    # two-byte varints: a grid size of 130 and a layer of 130 units
+    V2Spec("e-lowbit-wide", "pe3,130:relu", v2.WeightsSpec("lowbit", (4, 8), 6),
+           (130, 9, 8), (0.0, 0.0, 0.0), 1.0, "solid", 6000, meta=False),
+    # META with keys this reader has no alias for: kept by their names
+    V2Spec("f-int8-layer-future-meta", "32:elu", v2.WeightsSpec("int8-layer"), (16, 24, 16),
+           (0.0, 0.0, 0.0), 1.0, "given", 4000, meta=True,
+           extra_meta=(("x-future", {"anything": [1, 2.5, "three"]}),
+                       ("candidates", [["32:elu", 0.97], ["16:relu", 0.93]]))),
 )
 
 
@@ -159,20 +202,21 @@ def _margins(arch: Arch, weights: Weights, shapes: list[tuple[int, int, int]]) -
     return worst
 
 
-def make_network(spec: VectorSpec) -> tuple[Arch, bytes, int]:
+def make_network(spec: VectorSpec | V2Spec) -> tuple[Arch, bytes, int]:
     """Draw seeds from ``spec.seed`` until a network meets the margin; (arch, raw, seed)."""
     arch = parse_arch(spec.arch)
+    wspec = spec.weights if isinstance(spec, V2Spec) else v2.WeightsSpec(spec.quant)
     shapes = [spec.grid] + [network.scaled_shape(spec.grid, r) for r in spec.resolutions]
     for seed in range(spec.seed, spec.seed + MAX_TRIES):
         weights = _draw(arch, np.random.default_rng(seed))
-        stored = dequantize(quantize(weights, spec.quant), arch, spec.quant)
+        stored = wspec.dequantize(wspec.quantize(weights), arch)
         zs = [network.logit_grid(arch, stored, axis_coords(shape)) for shape in shapes]
-        bias = _place_bias(zs[0], zs[1:], _bias_dtype(spec.quant))
+        bias = _place_bias(zs[0], zs[1:], _bias_dtype(wspec.scheme))
         if bias is None:
             continue
         weights[-1] = (weights[-1][0], np.array([bias], np.float32))
-        raw = quantize(weights, spec.quant)
-        stored = dequantize(raw, arch, spec.quant)
+        raw = wspec.quantize(weights)
+        stored = wspec.dequantize(raw, arch)
         frac = float(network.occupancy_grid(arch, stored, axis_coords(spec.grid)).mean())
         if FILL_RANGE[0] <= frac <= FILL_RANGE[1] and _margins(arch, stored, shapes) > MARGIN:
             return arch, raw, seed
@@ -268,6 +312,169 @@ def variants(base: bytes) -> tuple[dict[str, bytes], dict[str, tuple[bytes, str,
     return valid, invalid
 
 
+# ---------------------------------------------------------------- version 2
+
+def v2_meta(name: str, seed: int, params: int) -> dict[str, Any]:
+    """A vector's META with v1's key names (v2.pack writes their one-letter aliases)."""
+    return {"encoder": "occcodec formats/make_vectors.py",
+            "source": {"kind": "voxels",
+                       "sha256": hashlib.sha256(f"occ-v2 test vector {name}".encode()).digest()},
+            "options": {"vector": name, "seed": seed},
+            "metrics": {"iou": 1.0, "accuracy": 1.0, "params": params}}
+
+
+def make_valid_v2(spec: V2Spec) -> tuple[bytes, int]:
+    arch, raw, seed = make_network(spec)
+    header = v2.LeanHeader(spec.grid, spec.center, spec.scale, spec.fill, arch, spec.weights)
+    meta = {**v2_meta(spec.name, seed, arch.params), **dict(spec.extra_meta)}
+    return v2.pack(header, raw, meta if spec.meta else None), seed
+
+
+def _crc(body: bytes) -> bytes:
+    """``body`` with its CRC-32 appended (occ-v2.md section 3)."""
+    return body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF)
+
+
+@dataclass
+class _Fields:
+    """Byte offsets of a v2 file's fields, found by walking the layout of occ-v2.md."""
+
+    grid: int
+    frame: int
+    network: int
+    acts: int
+    widths: int
+    scheme: int
+    payload: int
+    end: int        # where the payload ends: META, or the CRC of a stripped file
+
+
+def _skip_varints(data: bytes, pos: int, count: int) -> int:
+    for _ in range(count):
+        while data[pos] & 0x80:
+            pos += 1
+        pos += 1
+    return pos
+
+
+def _fields(data: bytes) -> _Fields:
+    head, payload, _, _ = v2.unpack(data)
+    grid = 5
+    frame = _skip_varints(data, grid, 1 if data[4] & 0x10 else 3)
+    network = frame + (32 if data[4] & 0x08 else 16)
+    hidden = (data[network] >> 4) + 1
+    acts = network + 1
+    widths = acts + (hidden + 1) // 2
+    scheme = _skip_varints(data, widths, hidden)
+    bits = head.weights.bits
+    pos = scheme + 1 + ((len(bits) + 1) // 2 if bits else 0)
+    return _Fields(grid, frame, network, acts, widths, scheme, pos, pos + len(payload))
+
+
+def _patch(data: bytes, at: int, new: bytes, cut: int | None = None) -> bytes:
+    """``data`` without its CRC, bytes ``[at, at + cut)`` replaced by ``new`` (``cut``
+    defaults to ``len(new)``), then a fresh CRC."""
+    body = data[:-4]
+    cut = len(new) if cut is None else cut
+    return _crc(body[:at] + new + body[at + cut :])
+
+
+def v2_invalid(made: dict[str, bytes]) -> dict[str, tuple[bytes, str, str]]:
+    """Invalid v2 vectors, from vector a (fp16, stripped, 2 hidden layers), c (lowbit, 3
+    dense layers, META) and e (1 hidden layer: a padding nibble after its activation)."""
+    stripped, low, wide = made["a-fp16-stripped"], made["c-lowbit-meta"], made["e-lowbit-wide"]
+    fa, fc, fe = _fields(stripped), _fields(low), _fields(wide)
+    flags = stripped[4]
+    bad_magic = bytearray(stripped)
+    bad_magic[1] = ord("o")
+    flipped = bytearray(stripped)
+    flipped[fa.payload + 7] ^= 0x04
+    head_c = low[: fc.end]
+    lbits = v2.unpack(low)[0]
+    n_scales = sum(o + 1 for _, o in lbits.arch.layer_dims())
+    stream_at = fc.payload + 2 * n_scales    # first code of the first kernel, 3 bits
+    used = sum(i * o * b + o * lbits.weights.bias_bits
+               for (i, o), b in zip(lbits.arch.layer_dims(), lbits.weights.bits, strict=True))
+    assert lbits.weights.bits[0] == 3 and 0 < used % 8 < 7  # bit 7 of the last byte: padding
+    assert len(lbits.weights.bits) == 3  # bit-depth nibbles (3, 5), (8, padding)
+    net = stripped[fa.network]
+    return {
+        "x-bad-magic": (bytes(bad_magic), "FormatError", "second magic byte is 'o'"),
+        "x-truncated": (stripped[:-10], "FormatError", "last 10 bytes cut off"),
+        "x-bad-checksum": (bytes(flipped), "FormatError",
+                           "one bit flipped in the payload, CRC not updated"),
+        "x-version-3": (_patch(stripped, 3, b"3"), "VersionError", "version digit '3'"),
+        "x-reserved-flag": (_patch(stripped, 4, bytes([flags | 0x80])), "VersionError",
+                            "reserved flag bit 7 set"),
+        "x-fill-3": (_patch(stripped, 4, bytes([flags | 0x03])), "VersionError",
+                     "fill code 3 (reserved)"),
+        "x-encoding-13": (_patch(stripped, fa.network, bytes([net & 0xF0 | 13])),
+                          "VersionError", "positional-encoding code 13 (reserved)"),
+        "x-unknown-activation": (_patch(stripped, fa.acts, bytes([stripped[fa.acts] & 0xF0 | 3])),
+                                 "VersionError", "activation code 3 (reserved)"),
+        "x-activation-pad-nibble": (_patch(wide, fe.acts, bytes([wide[fe.acts] | 0x10])),
+                                    "FormatError",
+                                    "nonzero padding nibble after vector e's one activation"),
+        "x-unknown-scheme": (_patch(stripped, fa.scheme, b"\x05"), "VersionError",
+                             "weight scheme code 5 (reserved)"),
+        "x-scheme-high-nibble": (_patch(stripped, fa.scheme, b"\x21"), "FormatError",
+                                 "fp16 with a nonzero high nibble in the scheme byte"),
+        "x-nonminimal-varint": (_patch(stripped, fa.grid, bytes([stripped[fa.grid] | 0x80, 0]),
+                                       cut=1), "FormatError",
+                                "first grid size as a 2-byte varint with a zero last group"),
+        "x-grid-4097": (_patch(stripped, fa.grid, b"\x80\x20", cut=1), "FormatError",
+                        "first grid size 4097 (varint 4096)"),
+        "x-scale-zero": (_patch(stripped, fa.frame + 12, struct.pack("<f", 0.0)),
+                         "FormatError", "frame scale 0.0"),
+        "x-payload-short": (_crc(stripped[:-5]), "FormatError",
+                            "payload one byte shorter than the network needs"),
+        "x-bytes-after-payload": (_crc(stripped[:-4] + b"\0"), "FormatError",
+                                  "one byte after the payload, META flag clear"),
+        "x-meta-flag-empty": (_patch(stripped, 4, bytes([flags | 0x04])), "FormatError",
+                              "META flag set, nothing after the payload"),
+        "x-meta-not-map": (_crc(head_c + msgpack.packb([1, 2])), "FormatError",
+                           "META is a msgpack array"),
+        "x-meta-trailing": (_crc(low[:-4] + b"\xc0"), "FormatError",
+                            "a msgpack nil after the META map"),
+        "x-meta-repeated-key": (_crc(head_c + b"\x82\xa1e\xa1x\xa1e\xa1y"), "FormatError",
+                                "META map {e: x, e: y}"),
+        "x-lowbit-bits-9": (_patch(low, fc.scheme + 1, bytes([low[fc.scheme + 1] & 0xF0 | 9])),
+                            "FormatError", "bit depth 9 for the first layer"),
+        "x-lowbit-bias-17": (_patch(low, fc.scheme, bytes([low[fc.scheme] & 0x0F | 13 << 4])),
+                             "FormatError", "bias bits 17 (high nibble 13)"),
+        "x-lowbit-pad-nibble": (_patch(low, fc.scheme + 2, bytes([low[fc.scheme + 2] | 0x10])),
+                                "FormatError", "nonzero padding nibble after the bit depths"),
+        "x-lowbit-all-ones": (_patch(low, stream_at, bytes([low[stream_at] | 0x07])),
+                              "FormatError", "first 3-bit code is 7, the unused all-ones value"),
+        "x-lowbit-pad-bits": (_patch(low, fc.end - 1, bytes([low[fc.end - 1] | 0x80])),
+                              "FormatError", "nonzero padding bit at the end of the stream"),
+    }
+
+
+def build_v2() -> tuple[dict[str, bytes], dict[str, Any]]:
+    """The v2 vector files by name and their index, in memory."""
+    files: dict[str, bytes] = {}
+    index: dict[str, Any] = {
+        "format": "occ 2.0", "generator": "formats/make_vectors.py",
+        "grid_sha256": "as in ../vectors.json", "margin": MARGIN, "valid": {}, "invalid": {}}
+    made: dict[str, bytes] = {}
+    for spec in V2_SPECS:
+        data, seed = make_valid_v2(spec)
+        made[spec.name] = files[spec.name + ".occ"] = data
+        rec = {"file": spec.name + ".occ", "sha256": hashlib.sha256(data).hexdigest(),
+               "bytes": len(data), "arch": spec.arch, "weights": str(spec.weights),
+               "seed": seed, **_decoded(data)}
+        if spec.resolutions:
+            rec["resolutions"] = {str(r): _decoded(data, r) for r in spec.resolutions}
+        index["valid"][spec.name] = rec
+    for name, (data, error, why) in v2_invalid(made).items():
+        files[name + ".occ"] = data
+        index["invalid"][name] = {"file": name + ".occ",
+                                  "sha256": hashlib.sha256(data).hexdigest(),
+                                  "bytes": len(data), "error": error, "why": why}
+    return files, index
+
+
 # ---------------------------------------------------------------- the index
 
 def grid_digest(grid: np.ndarray) -> str:
@@ -330,20 +537,24 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from occcodec.fsutil import atomic_write_bytes
 
-    existing = sorted(args.out.glob("*.occ")) + sorted(args.out.glob(INDEX))
-    if existing and not args.force:
-        print(f"make_vectors: {args.out} already holds {len(existing)} vector file(s); "
-              "they are a published contract: rerun with --force only on purpose",
-              file=sys.stderr)
-        return 1
-    files, index = build()
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name, data in files.items():
-        atomic_write_bytes(args.out / name, data, force=True)
-    text = json.dumps(index, indent=2) + "\n"
-    atomic_write_bytes(args.out / INDEX, text.encode(), force=True)
-    print(f"wrote {len(files)} vectors and {INDEX} to {args.out}")
-    return 0
+    wrote = 0
+    # one set per format version; a set already there is kept unless --force
+    for out, make in ((args.out, build), (args.out / V2_DIR, build_v2)):
+        existing = sorted(out.glob("*.occ")) + sorted(out.glob(INDEX))
+        if existing and not args.force:
+            print(f"make_vectors: {out} already holds {len(existing)} vector file(s); "
+                  "they are a published contract: rerun with --force only on purpose",
+                  file=sys.stderr)
+            continue
+        files, index = make()
+        out.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            atomic_write_bytes(out / name, data, force=True)
+        text = json.dumps(index, indent=2) + "\n"
+        atomic_write_bytes(out / INDEX, text.encode(), force=True)
+        print(f"wrote {len(files)} vectors and {INDEX} to {out}")
+        wrote += 1
+    return 0 if wrote else 1
 
 
 if __name__ == "__main__":

@@ -388,14 +388,25 @@ def _margins_of(obj: Any) -> list[float]:
 def test_make_vectors_refuses_to_overwrite(tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     mv = _make_vectors()
+
+    def files() -> dict[str, bytes]:  # v1's vectors and, under v2/, version 2's
+        return {p.relative_to(tmp_path).as_posix(): p.read_bytes()
+                for p in tmp_path.rglob("*") if p.is_file()}
+
     assert mv.main(["--out", str(tmp_path)]) == 0
-    first = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    first = files()
+    assert "v2/vectors.json" in first and "vectors.json" in first
     (tmp_path / "a-identity-relu-fp32.occ").write_bytes(b"edited")
     assert mv.main(["--out", str(tmp_path)]) == 1
     assert "--force" in capsys.readouterr().err
     assert (tmp_path / "a-identity-relu-fp32.occ").read_bytes() == b"edited"
+    # a missing set is written, the existing one kept
+    for p in (tmp_path / "v2").iterdir():
+        p.unlink()
+    assert mv.main(["--out", str(tmp_path)]) == 0
+    assert (tmp_path / "a-identity-relu-fp32.occ").read_bytes() == b"edited"
     assert mv.main(["--out", str(tmp_path), "--force"]) == 0
-    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == first
+    assert files() == first
 
 
 # ---------------------------------------------------------------- the spec text itself

@@ -8,7 +8,9 @@ folder would get the same name (``c.obj`` and ``c.stl``) both keep their extensi
 (``c.obj.occ``, ``c.stl.occ``), so a name never depends on which came first.
 
 The manifest (``OUT_DIR/manifest.jsonl``) holds one JSON object per input, sorted by path,
-with the keys :data:`RECORD_KEYS`. It is rewritten atomically (temporary file, then rename)
+with the keys :data:`RECORD_KEYS`: among them the input's ``sha256``, the encode
+``options`` and the ``.occ``'s own ``occ_sha256``, which is all that resuming needs when a
+file is stripped of its metadata (format v2 without META). It is rewritten atomically (temporary file, then rename)
 after every shape, so whatever stops a run, it is a whole snapshot.
 """
 
@@ -27,7 +29,7 @@ from occcodec.errors import OccError
 
 MANIFEST = "manifest.jsonl"
 RECORD_KEYS = ("path", "output", "status", "error", "note", "input_bytes", "occ_bytes", "ratio",
-               "params", "iou", "arch", "seconds", "device", "sha256")
+               "params", "iou", "arch", "seconds", "device", "sha256", "options", "occ_sha256")
 
 
 @dataclass
@@ -137,26 +139,50 @@ def remove_temporaries(dst: Path) -> None:
                 tmp.unlink()
 
 
-def check_existing(item: Item, sha: bytes, options: dict[str, Any]
+def check_existing(item: Item, sha: bytes, options: dict[str, Any],
+                   recorded: dict[str, Any] | None = None
                    ) -> tuple[dict[str, Any] | None, str | None]:
-    """(header metrics of an up-to-date ``.occ``, None) or (None, why it must be re-encoded)."""
+    """(what an up-to-date ``.occ`` tells, None) or (None, why it must be re-encoded).
+
+    A file is up to date when it parses and was made from input ``sha`` with ``options``.
+    The file says so itself (v1, or v2 with META); a stripped v2 file (``--strip``: no
+    META) is up to date when ``recorded``, the manifest's record of this input, names the
+    same output with the same input hash and options and the file's own SHA-256
+    (``occ_sha256``), so that a stripped file replaced or edited since is re-encoded.
+    """
+    import hashlib
+
     from occcodec import decoder
 
     assert item.dst is not None
     if not item.dst.exists():
         return None, None
     try:
-        coded = decoder.load(item.dst.read_bytes())
+        data = item.dst.read_bytes()
+        coded = decoder.load(data)
     except (OccError, OSError) as exc:
         return None, f"replaced an unreadable .occ ({exc})"
     raw = coded.header.raw
-    source = raw.get("source")
-    if not isinstance(source, dict) or source.get("sha256") != sha:
-        return None, "replaced: the input changed"
-    if raw.get("options") != options:
-        return None, "replaced: the encode options changed"
-    return {**coded.header.metrics, "arch": str(coded.header.arch),
-            "occ_bytes": coded.file.total_bytes}, None
+    occ_sha = hashlib.sha256(data).hexdigest()
+    if "source" in raw or "options" in raw:
+        source = raw.get("source")
+        if not isinstance(source, dict) or source.get("sha256") != sha:
+            return None, "replaced: the input changed"
+        if raw.get("options") != options:
+            return None, "replaced: the encode options changed"
+        metrics = coded.header.metrics
+    else:  # stripped: the manifest holds what the file lacks
+        rec = recorded or {}
+        if (rec.get("output") != item.out_rel or rec.get("status") == "failed"
+                or rec.get("occ_sha256") != occ_sha):
+            return None, "replaced: a stripped .occ that the manifest does not record"
+        if rec.get("sha256") != sha.hex():
+            return None, "replaced: the input changed"
+        if rec.get("options") != options:
+            return None, "replaced: the encode options changed"
+        metrics = {"iou": rec.get("iou")}
+    return {**metrics, "params": coded.header.arch.params, "arch": str(coded.header.arch),
+            "occ_bytes": coded.file.total_bytes, "occ_sha256": occ_sha}, None
 
 
 def classify(found: list[Item], previous: dict[str, dict[str, Any]], options: dict[str, Any],
@@ -187,9 +213,10 @@ def classify(found: list[Item], previous: dict[str, dict[str, Any]], options: di
             records[it.rel] = new_record(it, "failed", error=f"cannot read the input: "
                                          f"{exc.strerror or exc}")
             continue
-        have, note = (None, None) if force else check_existing(it, bytes.fromhex(sha), options)
+        have, note = (None, None) if force else check_existing(
+            it, bytes.fromhex(sha), options, previous.get(it.rel))
         if have is None:
-            it.record = {"sha256": sha, "note": note}
+            it.record = {"sha256": sha, "note": note, "options": options}
             todo.append(it)
             continue
         old = previous.get(it.rel, {})  # keep when and where it was encoded
@@ -197,5 +224,6 @@ def classify(found: list[Item], previous: dict[str, dict[str, Any]], options: di
                  if old.get("output") == it.out_rel and old.get("status") != "failed"}
         records[it.rel] = new_record(it, "skipped", note="up to date", sha256=sha,
                                      occ_bytes=have["occ_bytes"], params=have.get("params"),
-                                     iou=have.get("iou"), arch=have["arch"], **carry)
+                                     iou=have.get("iou"), arch=have["arch"], options=options,
+                                     occ_sha256=have["occ_sha256"], **carry)
     return records, todo

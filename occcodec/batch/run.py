@@ -26,6 +26,7 @@ equal those of ``occcodec encode`` with the same options.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -220,7 +221,9 @@ class _Recorder:
                 reply = {"status": "failed", "error": f"cannot write {it.out_rel}: {exc}"}
         if reply["status"] == "ok":
             self.encoded += 1
-            rec = new_record(it, "ok", occ_bytes=len(reply["data"]), params=reply["params"],
+            rec = new_record(it, "ok", occ_bytes=len(reply["data"]),
+                             occ_sha256=hashlib.sha256(reply["data"]).hexdigest(),
+                             params=reply["params"],
                              iou=reply["iou"], arch=reply["arch"],
                              seconds=round(reply["seconds"], 2), device=reply["device"],
                              **it.record)

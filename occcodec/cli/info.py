@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     h = rec["header"]
     m = h.get("metrics", {})
-    print_table(f"{rec['file']}  (.occ {rec['format']}, {rec['bytes']:,} bytes)", [
+    rows = [
         ("network", f"{rec['arch']}  ->  1 sigmoid"),
         ("parameters", f"{rec['params']:,}"),
         ("quantization", str(h.get("quant"))),
@@ -44,5 +44,10 @@ def run(args: argparse.Namespace) -> int:
         ("encoder", str(h.get("encoder"))),
         ("options", ", ".join(f"{k}={v}" for k, v in h.get("options", {}).items())),
         ("sections", ", ".join(f"{k} {v} B" for k, v in rec["sections"].items())),
-    ])
+    ]
+    if "frame" in h:  # format 2: the frame's precision; a file without META is stripped
+        rows.insert(6, ("frame", h["frame"]))
+        if "meta" not in rec["sections"]:
+            rows[7:11] = [("metadata", "none (stripped)")]
+    print_table(f"{rec['file']}  (.occ {rec['format']}, {rec['bytes']:,} bytes)", rows)
     return 0
