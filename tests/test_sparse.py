@@ -70,6 +70,11 @@ def _volume(verts: np.ndarray, faces: np.ndarray) -> float:
     return float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6.0)
 
 
+def _area(verts: np.ndarray, faces: np.ndarray) -> float:
+    a, b, c = verts[faces[:, 0]], verts[faces[:, 1]], verts[faces[:, 2]]
+    return float(np.linalg.norm(np.cross(b - a, c - a), axis=1).sum() / 2.0)
+
+
 def _dense_mesh(arch: Arch, weights: Weights, shape: tuple[int, int, int]
                 ) -> tuple[np.ndarray, np.ndarray]:
     """``decoder.mesh_arrays`` on a hand-made network (unit scale, centre 0)."""
@@ -114,8 +119,11 @@ def _check(arch: Arch, weights: Weights, shape: tuple[int, int, int], **kw: obje
     assert len(np.unique(world, axis=0)) == len(world)  # stitched: no duplicate vertices
     assert _volume(world, faces) > 0  # outward faces
     assert_same_mesh(dense, (world, faces), tol=1e-3 * 2.0 / max(shape))
-    # the logits differ from the dense ones by about 1 ulp (BLAS rounds by matrix size)
-    assert _volume(world, faces) == pytest.approx(_volume(*dense), rel=1e-5)
+    # the logits differ from the dense ones by about 1 ulp (BLAS rounds by matrix size), and
+    # stacked marching cubes rounds x inside a block to 2^-13 voxel: the volume moves by at
+    # most the area times that
+    assert abs(_volume(world, faces) - _volume(*dense)) <= (
+        1e-5 * abs(_volume(*dense)) + _area(world, faces) * 2.0**-13 * 2.0 / max(shape))
 
 
 @pytest.mark.parametrize("rule", sparse.RULES)
