@@ -62,8 +62,9 @@ import ctypes
 import functools
 import math
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -327,7 +328,7 @@ def _refine(z: np.ndarray, active: np.ndarray, origin: np.ndarray, step: int,
     new point takes the sign of its cell's lowest corner as +-inf. That corner lies in a
     skipped cell of this or a coarser level, all of whose points share one sign.
     """
-    nb, a, b, c = z.shape
+    _, a, b, c = z.shape
     fill = np.where(z > 0, np.float32(np.inf), np.float32(-np.inf))
     z2 = np.ascontiguousarray(_up(fill)[:, : 2 * a - 1, : 2 * b - 1, : 2 * c - 1])
     z2[:, ::2, ::2, ::2] = z
@@ -536,8 +537,8 @@ def _share_faces(mixed: np.ndarray, values: np.ndarray, grid: tuple[int, ...]) -
         src = np.full(len(mixed), -1, dtype=np.int64)
         src[ok] = index[tuple(nb[ok].T)]
         dst = np.flatnonzero(src >= 0)
-        hi = [slice(None)] * 4
-        lo = [slice(None)] * 4
+        hi: list[Any] = [slice(None)] * 4
+        lo: list[Any] = [slice(None)] * 4
         hi[axis + 1], lo[axis + 1] = b, 0
         hi[0], lo[0] = dst, src[dst]
         values[tuple(hi)] = values[tuple(lo)]
