@@ -262,8 +262,14 @@ class _Rule:
 
 
 def _up(a: np.ndarray) -> np.ndarray:
-    """Each cell of ``a`` (N, a, b, c) repeated into its 8 children: (N, 2a, 2b, 2c)."""
-    return a.repeat(2, axis=1).repeat(2, axis=2).repeat(2, axis=3)
+    """Each cell of ``a`` (N, a, b, c) repeated into its 8 children: (N, 2a, 2b, 2c).
+
+    One broadcast write instead of three ``repeat`` passes (which were 6 % of a decode).
+    """
+    n, x, y, z = a.shape
+    out = np.empty((n, x, 2, y, 2, z, 2), dtype=a.dtype)
+    out[...] = a[:, :, None, :, None, :, None]
+    return out.reshape(n, 2 * x, 2 * y, 2 * z)
 
 
 def _corner_range(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
