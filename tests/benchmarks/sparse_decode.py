@@ -1,11 +1,12 @@
-"""Sparse decoding speed and memory: ``sparse_mesh`` on real ``.occ`` files at several sizes.
+"""Sparse decoding speed and memory: the decoder's sparse mesh on real ``.occ`` files.
 
     python tests/benchmarks/sparse_decode.py FILE.occ [FILE.occ ...] [-r 256 512 1024]
-        [--rule margin|lipschitz] [--check-dense 256] [--specks 1e-3]
+        [--rule margin|lipschitz] [--safety 1.0] [--check-dense 256] [--specks 1e-3]
 
 Each (file, resolution) runs in a fresh subprocess, so its max RSS (``resource.getrusage``)
-is that measurement's peak alone. A row: seconds for the field and for the whole mesh,
-network evaluations against the dense n^3, active blocks, faces, peak MB, and the number of
+is that measurement's peak alone. A row: seconds for the field and for field + mesh
+(``decoder.mesh_arrays`` does the same two steps), network evaluations against the dense
+n^3, blocks holding the surface, faces, peak MB, the load average when it started, and the
 components :func:`occcodec.sparse.drop_specks` would remove. ``--check-dense R`` also
 decodes densely at resolutions <= R and reports voxel mismatches and the volume difference.
 Make the inputs with e.g. ``occcodec encode ../shared/meshes/spot.obj -o spot.occ``.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,33 +24,36 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 _CHILD = r"""
-import json, resource, sys, time
+import json, os, resource, sys, time
 import numpy as np
 from occcodec import decoder, sparse
 from occcodec.format import network
-path, res, rule, check, specks = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
+path, res, rule, check, specks, safety = (sys.argv[1], int(sys.argv[2]), sys.argv[3],
+                                          int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6]))
 coded = decoder.read(path)
 h = coded.header
 shape = network.scaled_shape(h.grid, res)
+load = os.getloadavg()[0]
 t0 = time.perf_counter()
-f = sparse.sparse_field(h.arch, coded.weights, shape, rule=rule)
+f = sparse.sparse_field(h.arch, coded.weights, shape, rule=rule, safety=safety)
 t1 = time.perf_counter()
 verts, faces = sparse.field_mesh(f)
 world = sparse.to_world(verts, shape, h.center, h.scale)
 t2 = time.perf_counter()
-row = {"file": path, "resolution": res, "rule": rule, "arch": str(h.arch),
+row = {"file": path, "resolution": res, "rule": rule, "safety": safety, "arch": str(h.arch),
        "field_s": round(t1 - t0, 2), "mesh_s": round(t2 - t0, 2),
        "evaluated": f.evaluated, "dense": int(np.prod(shape)),
        "fraction": round(f.evaluated / float(np.prod(shape)), 4),
-       "blocks": int(len(f.active_blocks)), "top_cells": int(f.top.size), "faces": int(len(faces)),
-       "levels": [[lv.edge, lv.cells, lv.refined, lv.evaluated, round(lv.threshold, 2)] for lv in f.levels],
-       "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+       "mixed_blocks": int(len(f.mixed)), "blocks": int(f.label.size), "faces": int(len(faces)),
+       "levels": [[lv.edge, lv.cells, lv.refined, lv.evaluated] for lv in f.levels],
+       "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+       "load": round(load, 1)}
 if specks > 0:
     row["specks_removed"] = sparse.drop_specks(world, faces, specks)[2]
 if res <= check:
-    dv = decoder.voxels(coded, res)
+    dv = decoder.voxels(coded, res, sparse=False)
     row["voxel_mismatch"] = int((dv != f.voxels()).sum())
-    dverts, dfaces = decoder.mesh_arrays(coded, res)
+    dverts, dfaces = decoder.mesh_arrays(coded, res, sparse=False)
     def vol(v, fc):
         a, b, c = v[fc[:, 0]], v[fc[:, 1]], v[fc[:, 2]]
         return float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6)
@@ -58,11 +63,13 @@ print(json.dumps(row))
 """
 
 
-def measure(path: str, res: int, rule: str, check: int, specks: float) -> dict[str, object]:
+def measure(path: str, res: int, rule: str, check: int, specks: float,
+            safety: float) -> dict[str, object]:
     """One measurement in a fresh interpreter; returns its row."""
-    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    env = {"PYTHONPATH": str(ROOT), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     out = subprocess.run([sys.executable, "-c", _CHILD, path, str(res), rule, str(check),
-                          str(specks)], capture_output=True, text=True, env=env, check=False)
+                          str(specks), str(safety)], capture_output=True, text=True, env=env,
+                         check=False)
     if out.returncode != 0:
         return {"file": path, "resolution": res, "error": out.stderr.strip().splitlines()[-1:]}
     row: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -74,9 +81,11 @@ if __name__ == "__main__":
     ap.add_argument("files", nargs="+")
     ap.add_argument("-r", "--resolutions", type=int, nargs="+", default=[256, 512, 1024])
     ap.add_argument("--rule", default="margin", choices=["margin", "lipschitz"])
+    ap.add_argument("--safety", type=float, default=1.0)
     ap.add_argument("--check-dense", type=int, default=0, metavar="R")
     ap.add_argument("--specks", type=float, default=1e-3)
     a = ap.parse_args()
     for f in a.files:
         for r in a.resolutions:
-            print(json.dumps(measure(f, r, a.rule, a.check_dense, a.specks)), flush=True)
+            print(json.dumps(measure(f, r, a.rule, a.check_dense, a.specks, a.safety)),
+                  flush=True)
