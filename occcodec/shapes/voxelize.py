@@ -222,13 +222,16 @@ def _column_bounds(proj: np.ndarray, n_cols: int) -> np.ndarray:
 
 
 def _column_hits(
-    proj: np.ndarray, depth: np.ndarray, bounds: np.ndarray, rows: tuple[int, int]
+    proj: np.ndarray, depth: np.ndarray, bounds: np.ndarray, rows: tuple[int, int],
+    owners: list[np.ndarray] | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """Yield (row, col, depth, sign) of ray/triangle crossings for columns in ``rows``.
 
     ``proj`` (T, 3, 2) holds the triangles projected on the plane across the rays, ``depth``
     (T, 3) their coordinate along the rays. The ray of column (r, c) passes through
-    ``(r + 0.5 + nudge, c + 0.5 + nudge)``; ``bounds`` is :func:`_column_bounds`.
+    ``(r + 0.5 + nudge, c + 0.5 + nudge)``; ``bounds`` is :func:`_column_bounds`. When
+    ``owners`` is a list, the index (into ``proj``) of each crossing's triangle is appended
+    to it before each yield.
     """
     r0, r1 = rows
     nu, nv = _RAY_NUDGE
@@ -262,6 +265,8 @@ def _column_hits(
         owner, area = owner[hit], area[hit]
         d = depth[owner]
         z = (w0[hit] * d[:, 0] + w1[hit] * d[:, 1] + w2[hit] * d[:, 2]) / area
+        if owners is not None:
+            owners.append(owner)
         yield ii[hit], jj[hit], z, np.sign(area)
         start = stop
 
