@@ -3,16 +3,20 @@
 The reference (the original mesh or voxel grid) is voxelized exactly as the encoder did it:
 the resolution and fill recorded in the file's header, and the frame (centre, scale) checked
 against the header's, so that the grids compared are the encoded grid and the decoded grid,
-voxel for voxel. The metrics are those of :mod:`occcodec.tools.metrics`, whose docstrings define
-them exactly:
+voxel for voxel. With a ``resolution`` the grids are instead the file decoded at that
+resolution and the mesh's winding-number inside at that grid's voxel centres
+(:func:`truth_grid`), and the decoded mesh is meshed at that resolution; the record's
+``rule`` says which. The metrics are those of :mod:`occcodec.tools.metrics`, whose docstrings
+define them exactly:
 
 * voxel IoU, accuracy, precision, recall on the encoded grid (:func:`~occcodec.tools.metrics.confusion`);
 * the Chamfer distance between the boundary voxels of both grids
   (:func:`~occcodec.tools.metrics.voxel_chamfer`): the squared, paper-style number in normalised
   units and the mean distance in voxel edges;
-* the Chamfer distance between the decoded mesh (marching cubes of the network, as
-  ``occcodec decode`` writes it) and the reference surface, on points sampled uniformly by
-  area, in the reference's units (:func:`~occcodec.tools.metrics.surface_chamfer`), beside its
+* the Chamfer distance, Hausdorff 95/100 and normal consistency between the decoded mesh
+  (marching cubes of the network, as ``occcodec decode`` writes it) and the reference
+  surface, on points sampled uniformly by area, in the reference's units
+  (:func:`~occcodec.tools.metrics.surface_distances`), beside its
   sampling floor: the same figure between two samplings of the reference itself. A voxel-grid
   reference has no surface of its own: its grid is meshed by marching cubes in the same world
   frame, and the report says so.

@@ -5,7 +5,8 @@
 
 Each (mesh, resolution) runs in a fresh subprocess, so its max RSS is that measurement's
 peak alone. A row: faces, whether the mesh is closed (one ray axis) or not (three axes), the
-seconds of :func:`occcodec.shapes.inside.centre_grid` in the mesh's own encoder frame, the
+wall-clock and CPU seconds of :func:`occcodec.shapes.inside.centre_grid` in the mesh's own
+encoder frame (CPU seconds say more on a shared machine: wall-clock there follows the load), the
 occupied count, and with ``--check N`` how many of N random voxel centres differ from
 libigl's winding number asked directly (:func:`occcodec.shapes.inside.inside`): the truth
 rule itself. ``--voxelize`` also times the conservative solid voxelizer at the same size.
@@ -30,11 +31,11 @@ path, R, check, vox = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[
 mesh = trimesh.load(path, force="mesh")
 v, f = I._arrays(mesh)
 center, h, scale = mesh_frame(v, R)
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 grid = I.centre_grid(mesh, center, scale, (R, R, R))
-secs = time.perf_counter() - t0
+secs, cpu = time.perf_counter() - t0, time.process_time() - c0
 row = {"mesh": path.rsplit("/", 1)[-1], "R": R, "faces": len(f), "closed": I._is_closed(v, f),
-       "centre_grid_s": round(secs, 2), "occupied": int(grid.sum())}
+       "centre_grid_s": round(secs, 2), "cpu_s": round(cpu, 2), "occupied": int(grid.sum())}
 if check:
     idx = np.random.default_rng(0).integers(0, R, size=(check, 3))
     origin = np.asarray(center) - h * R / 2
