@@ -20,8 +20,11 @@ units ``g = (world - center) / h + n / 2`` (``h = 2 scale / m``), where the cent
 Speed. libigl's winding number costs about 45 us per point on this 2-core machine under load
 (76277.obj, 30k faces, 1 M uniform points: 42 s), far too slow for 512^3 grids, so
 :func:`centre_grid` settles the bulk by exact ray winding along the voxel-centre columns of
-all three axes and asks the winding number only about the centres that rays cannot settle
-(see :func:`centre_grid`).
+all three axes (one for a closed mesh) and asks the winding number only about the centres
+that rays cannot settle (see :func:`centre_grid`). Measured at 512^3 (CPU seconds,
+``tests/benchmarks/reference_grids.py``): see the commit that made the ray passes write
+contiguously; the winding number of the few thousand unsettled centres of an open assembly
+(2CylinderEngine.glb, rays through its holes) is then the largest single cost.
 """
 
 from __future__ import annotations
@@ -188,9 +191,10 @@ def centre_grid(mesh: trimesh.Trimesh, center: np.ndarray | tuple[float, float, 
     graze edges); along each column the signed crossings give the exact integer winding
     number at every centre, when the column's crossings cancel (a closed surface along that
     line). A centre is settled when all three axes have cancelling columns through it, all
-    three agree, and no crossing lies within ``_NEAR_CROSSING`` voxel of it; for a closed
-    mesh that is the winding number itself. Every other centre (rays through a hole,
-    inconsistent orientation, centres on the surface) gets libigl's winding number.
+    three agree, and no crossing lies within :func:`_near_tolerance` of it. A closed,
+    consistently oriented mesh (:func:`_is_closed`) has an integer winding number that every
+    ray gives exactly, so there the z axis alone decides. Every other centre (rays through a
+    hole, inconsistent orientation, centres on the surface) gets libigl's winding number.
 
     ``fill="shell"``: centres within ``thickness`` (world units; default half a voxel) of
     the surface. A ball of radius at most half a voxel lies inside its voxel, so only
