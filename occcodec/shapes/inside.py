@@ -21,10 +21,14 @@ Speed. libigl's winding number costs about 45 us per point on this 2-core machin
 (76277.obj, 30k faces, 1 M uniform points: 42 s), far too slow for 512^3 grids, so
 :func:`centre_grid` settles the bulk by exact ray winding along the voxel-centre columns of
 all three axes (one for a closed mesh) and asks the winding number only about the centres
-that rays cannot settle (see :func:`centre_grid`). Measured at 512^3 (CPU seconds,
-``tests/benchmarks/reference_grids.py``): see the commit that made the ray passes write
-contiguously; the winding number of the few thousand unsettled centres of an open assembly
-(2CylinderEngine.glb, rays through its holes) is then the largest single cost.
+that rays cannot settle (see :func:`centre_grid`). Measured at 512^3 in CPU seconds (the
+machine was loaded 4-16 on 2 cores, so wall-clock said little), same grids before and after
+the slab layout, one-axis and tolerance changes: 2CylinderEngine.glb (121k faces, open) 6.85
+-> 3.51 s, 76277.obj (30k, closed) 4.63 -> 1.25 s; at 256^3 all shared meshes but boeing.off
+gave identical grids, never slower. What remains for an open assembly is mostly libigl's
+winding number of the ~8k centres on columns through its holes (about 0.4 ms each, near the
+surface), and for a badly oriented mesh (boeing.off: 1.07 M unsettled centres at 128^3) it
+is nearly all of it.
 """
 
 from __future__ import annotations
