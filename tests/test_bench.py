@@ -383,3 +383,45 @@ def test_rate_distortion_draws_a_curve_where_a_method_has_several_points() -> No
     assert len(ax.collections) == 3  # occcodec on b, zstd on a and b
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels == [f"{OCC} (4)", f"{ZSTD} (2)"]
+
+
+def test_bench_against_the_centre_rule_gives_surface_figures_for_every_row(
+        tmp_path: Path, shapes_dir: Path) -> None:
+    """At 48^3 with --reference centres: every method is measured against the winding-number
+    inside at the voxel centres (zstd and ctx-grid code that grid), with every surface
+    column filled, and the bytes-against-surface-Chamfer plot drawn."""
+    from occcodec.shapes.inside import centre_grid
+
+    d = tmp_path / "one"
+    d.mkdir()
+    shutil.copy(shapes_dir / "box.stl", d / "box.stl")
+    out = tmp_path / "rep"
+    methods = [OCC, ZSTD, *DRACO, DD_OCC, DD_99] + ([CTX] if HAVE_CTX else [])
+    code = main(["bench", str(d), "-o", str(out), "--preset", "fast", "--resolution", "48",
+                 "--threads", "1", "--points", "2000", "-q", "--arch", "16:relu",
+                 "--reference", "centres", "--baselines", OCC, ZSTD, *DRACO, "decimate+draco",
+                 *([CTX] if HAVE_CTX else [])])
+    assert code == 0
+    with open(out / "results.csv", newline="") as fh:
+        got = list(csv.DictReader(fh))
+    assert {r["method"] for r in got} == set(methods)
+    for r in got:
+        assert r["reference_rule"] == "centres" and r["grid"] == "48x48x48"
+        for key in ("surface_chamfer", "surface_chamfer_vox", "surface_hausdorff",
+                    "surface_hausdorff_vox", "surface_hausdorff95", "surface_hausdorff95_vox",
+                    "normal_consistency"):
+            assert r[key] != "", (r["method"], key)
+        assert float(r["surface_hausdorff95"]) <= float(r["surface_hausdorff"])
+        assert 0 < float(r["normal_consistency"]) <= 1
+    zstd = next(r for r in got if r["method"] == ZSTD)
+    assert float(zstd["iou"]) == 1.0
+    blob = zstandard.ZstdDecompressor().decompress((out / zstd["file"]).read_bytes())
+    grid = np.unpackbits(np.frombuffer(blob, np.uint8), count=48**3).reshape(48, 48, 48)
+    shape = load_shape(d / "box.stl", resolution=48)
+    truth = centre_grid(trimesh.load(d / "box.stl", force="mesh"), shape.center, shape.scale,
+                        (48, 48, 48))
+    assert np.array_equal(grid.astype(bool), truth)
+    assert not np.array_equal(truth, shape.occupancy)  # not the encoder's grid
+    with Image.open(out / "rate_surface.png") as img:
+        assert img.format == "PNG"
+    assert "winding number" in (out / "results.md").read_text()

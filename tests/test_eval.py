@@ -194,3 +194,43 @@ def test_load_reference_reproduces_the_encoded_grid(box_mesh_path: Path,
     ref = load_reference(box_mesh_path, coded.header)
     assert ref.grid.shape == coded.header.grid
     assert ref.center == coded.header.center and ref.scale == coded.header.scale
+
+
+def test_eval_at_another_resolution_uses_the_winding_rule(
+        capsys: pytest.CaptureFixture[str], box_mesh_path: Path, coded_box: Path) -> None:
+    from occcodec.format.network import scaled_shape
+    from occcodec.shapes.inside import centre_grid
+    from occcodec.tools.metrics import confusion
+
+    code, out, _ = run(capsys, "eval", box_mesh_path, coded_box, "--json", "--points", "3000",
+                       "--resolution", "40")
+    assert code == 0
+    rec = json.loads(out)
+    coded = decoder.read(coded_box)
+    h = coded.header
+    shape = scaled_shape(h.grid, 40)
+    assert rec["grid"] == list(shape) and rec["encoded_grid"] == list(h.grid)
+    assert rec["resolution"] == 40 and "winding number" in rec["rule"]
+    # The figures are those of the decoded grid at 40 against the inside at its centres.
+    truth = centre_grid(trimesh.load(box_mesh_path, force="mesh"), h.center, h.scale, shape)
+    assert rec["voxel"] == confusion(truth, decoder.voxels(coded, 40))
+    s = rec["surface"]
+    assert s["voxel_edge"] == pytest.approx(2.0 * h.scale / 40)
+    assert 0 < s["chamfer"] <= s["hausdorff_95"] <= s["hausdorff"]
+    assert 0.5 < s["normal_consistency"] <= 1.0
+    # Without --resolution the record says it used the encoder's voxelization.
+    base = json.loads(run(capsys, "eval", box_mesh_path, coded_box, "--json",
+                          "--points", "3000")[1])
+    assert base["resolution"] is None and "encoder's voxelization" in base["rule"]
+    code, out, _ = run(capsys, "eval", box_mesh_path, coded_box, "--resolution", "40",
+                       "--points", "2000")
+    assert code == 0 and "winding number" in out and "normal consistency" in out
+
+
+def test_a_voxel_reference_only_at_its_own_grid(
+        capsys: pytest.CaptureFixture[str], sphere_npz_path: Path, coded_grid: Path) -> None:
+    code, out, _ = run(capsys, "eval", sphere_npz_path, coded_grid, "--json", "--points", "2000",
+                       "--resolution", "24")
+    assert code == 0 and json.loads(out)["grid"] == [20, 18, 24]
+    code, _, err = run(capsys, "eval", sphere_npz_path, coded_grid, "--resolution", "48")
+    assert code == 2 and "own grid" in err and err.count("\n") == 1

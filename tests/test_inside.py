@@ -182,3 +182,23 @@ def test_training_points_shell_and_mix() -> None:
     assert lab[:1000].mean() > 0.9 and lab[1000:].mean() < 0.2
     with pytest.raises(UsageError):
         TrainingMix(sigmas=(1.0,), surface=(0.5,), uniform=0.2).counts(10)
+
+
+def test_centre_grid_takes_both_paths_and_each_equals_brute_force() -> None:
+    """Closed meshes are decided by one ray axis, open ones by three: both equal the rule,
+    including an inverted closed mesh (winding -1) and a mesh with split seam vertices."""
+    from occcodec.shapes.inside import _is_closed
+
+    ball = trimesh.creation.icosphere(subdivisions=3)
+    inverted = trimesh.Trimesh(ball.vertices, ball.faces[:, ::-1], process=False)
+    tri = ball.vertices[ball.faces].reshape(-1, 3)  # every face with its own 3 vertices
+    split = trimesh.Trimesh(tri, np.arange(len(tri)).reshape(-1, 3), process=False)
+    holed = _holed_sphere()
+    for mesh, closed in ((inverted, True), (split, True), (holed, False)):
+        v, f = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+        assert _is_closed(v, f) is closed
+        R = 40
+        center, _, scale = mesh_frame(mesh.vertices, R)
+        grid = centre_grid(mesh, center, scale, (R, R, R))
+        truth = inside(mesh, _centres(center, scale, (R, R, R))).reshape(R, R, R)
+        assert truth.sum() > 1000 and np.array_equal(grid, truth)

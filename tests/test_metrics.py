@@ -17,6 +17,7 @@ from occcodec.tools.metrics import (
     confusion,
     misclassified_points,
     surface_chamfer,
+    surface_distances,
     voxel_chamfer,
     write_error_cloud,
 )
@@ -265,3 +266,48 @@ def test_error_cloud_never_overwrites_without_force(tmp_path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["err.ply"]  # no temporary left behind
     with pytest.raises(InputError):
         write_error_cloud(tmp_path / "bad.ply", np.zeros((2, 2)), [])
+
+
+# ----------------------------------------------------------------------- surface distances
+
+
+def test_surface_distances_two_concentric_spheres_by_hand() -> None:
+    # Every point of either sphere is r2 - r1 from the other along its radius, and the
+    # nearest points have parallel normals: Chamfer = Hausdorff = r2 - r1, consistency 1
+    # (up to the facets, within 0.003 r of the sphere, and the sample spacing).
+    r1, r2 = 1.0, 1.5
+    a = trimesh.creation.icosphere(subdivisions=4, radius=r1)
+    b = trimesh.creation.icosphere(subdivisions=4, radius=r2)
+    r = surface_distances(a, b, n_points=20_000, seed=0)
+    assert r["chamfer"] == pytest.approx(r2 - r1, abs=0.01)
+    assert r["hausdorff_95"] == pytest.approx(r2 - r1, abs=0.02)
+    assert r["hausdorff"] == pytest.approx(r2 - r1, abs=0.03)
+    assert r["hausdorff_95"] <= r["hausdorff"]
+    assert r["normal_consistency"] == pytest.approx(1.0, abs=0.01)
+    # surface_chamfer reports the same samples' figures.
+    c = surface_chamfer(a, b, n_points=20_000, seed=0)
+    assert all(c[k] == r[k] for k in c)
+
+
+def test_normal_consistency_of_perpendicular_squares_is_zero() -> None:
+    flat = trimesh.Trimesh([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]], [[0, 1, 2], [0, 2, 3]])
+    wall = trimesh.Trimesh([[0, 0, 0], [1, 0, 0], [1, 0, 1], [0, 0, 1]], [[0, 1, 2], [0, 2, 3]])
+    r = surface_distances(flat, wall, n_points=4_000, seed=2)
+    assert r["normal_consistency"] == pytest.approx(0.0, abs=1e-12)
+    inverted = trimesh.Trimesh(flat.vertices, flat.faces[:, ::-1])
+    assert surface_distances(flat, inverted, 4_000)["normal_consistency"] == pytest.approx(1.0)
+    # A square against itself lifted by 0.2: every distance is 0.2 at most, and at least
+    # 0.2 (the planes are 0.2 apart), so Chamfer = both Hausdorffs = 0.2.
+    lifted = trimesh.Trimesh(np.add(flat.vertices, (0.0, 0.0, 0.2)), flat.faces)
+    r = surface_distances(flat, lifted, n_points=4_000, seed=0)
+    assert r["chamfer"] >= 0.2 - 1e-12 and r["chamfer"] < 0.21
+    assert 0.2 - 1e-12 <= r["hausdorff_95"] <= r["hausdorff"] < 0.23
+
+
+def test_surface_distances_empty() -> None:
+    s = trimesh.creation.icosphere(subdivisions=1)
+    empty = trimesh.Trimesh()
+    one = surface_distances(s, empty, 100)
+    assert math.isinf(one["hausdorff_95"]) and one["normal_consistency"] == 0.0
+    both = surface_distances(empty, empty, 100)
+    assert both["chamfer"] == 0.0 and both["normal_consistency"] == 1.0

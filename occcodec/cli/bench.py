@@ -11,6 +11,7 @@ from occcodec.cli.options import add_encode_options, encode_options, int_range
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Add ``bench`` to the subparsers."""
     from occcodec.tools.bench.baselines import choices
+    from occcodec.tools.bench.context import AUTO_CENTRES_ABOVE, REFERENCE_RULES
 
     p = sub.add_parser(
         "bench", help="compare occcodec with NI-arch, grid coders, Draco and decimation+Draco "
@@ -20,7 +21,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                     "not the NI paper's training), the grid bit-packed with zstd -19, the grid "
                     "by the context coder (when installed), the mesh compressed by Draco at 11 "
                     "and 14 bits, and decimated + Draco at occcodec's IoU and at 99 %; bytes, "
-                    "IoU, Chamfer distances, seconds. Writes results.csv, results.md and PNG "
+                    "IoU, Chamfer distances, surface Hausdorff 95/100 and normal consistency "
+                    "against the mesh, seconds. Writes results.csv, results.md and PNG "
                     "plots.")
     p.add_argument("directory", metavar="DIR", help="folder of meshes or voxel grids")
     p.add_argument("-o", "--output", metavar="REPORT_DIR", default="bench-report",
@@ -32,6 +34,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="points sampled per surface for the surface Chamfer (default 100,000)")
     p.add_argument("--baselines", nargs="+", choices=choices(), metavar="NAME",
                    help="run only these methods (default: all): " + ", ".join(choices()))
+    p.add_argument("--reference", choices=REFERENCE_RULES, default="auto",
+                   help="the grid every method is measured against, for meshes: 'encoder' "
+                        "(the encoder's conservative voxelization), 'centres' (the mesh's "
+                        "winding-number inside at the voxel centres); 'auto' (default): "
+                        f"encoder up to --resolution {AUTO_CENTRES_ABOVE}, centres above")
     p.add_argument("-q", "--quiet", action="store_true", help="no live progress")
     add_encode_options(p)
     return p
@@ -48,6 +55,8 @@ def _command_line(args: argparse.Namespace) -> str:
         parts += ["--arch", repr(args.arch)]
     if args.max_params:
         parts += ["--max-params", str(args.max_params)]
+    if args.reference != "auto":
+        parts += ["--reference", args.reference]
     if args.with_paper:
         parts.append("--with-paper")
     if args.baselines:
@@ -70,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
     settings = BenchSettings(encode_options(args), args.with_paper, args.force, args.quiet,
                              args.points,
-                             baselines=tuple(args.baselines) if args.baselines else None)
+                             baselines=tuple(args.baselines) if args.baselines else None,
+                             reference=args.reference)
     log = (lambda text: None) if args.quiet else (lambda text: err.print(text, highlight=False))
     res = bench(args.directory, args.output, settings, log, command=_command_line(args))
     t = Table(title=f"{res.report_dir / 'results.md'}", title_justify="left")

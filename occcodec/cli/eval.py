@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from occcodec.cli.options import int_range, print_table
+from occcodec.shapes.frame import MAX_DECODE_RESOLUTION, MIN_DECODE_RESOLUTION
 from occcodec.tools.evaluate import SURFACE_POINTS
 
 
@@ -29,6 +30,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                         f"(default {SURFACE_POINTS:,})")
     p.add_argument("--seed", type=int_range(0, None, "seed"), default=0,
                    help="surface sampling seed (default 0)")
+    p.add_argument("--resolution", metavar="R",
+                   type=int_range(MIN_DECODE_RESOLUTION, MAX_DECODE_RESOLUTION, "resolution"),
+                   help="measure at R voxels on the long side: the file decoded at R against "
+                        "the mesh's winding-number inside at the R-grid's voxel centres, and "
+                        "the decoded mesh at R against the original surface (default: the "
+                        "encoded grid against the encoder's voxelization)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --errors file")
     return p
 
@@ -48,6 +55,7 @@ def _text_rows(rec: dict[str, Any]) -> list[tuple[str, str]]:
                       f"{'x'.join(map(str, rec['grid']))} {rec['fill']})"),
         ("coded", f"{rec['coded']}  ({rec['bytes']:,} bytes, {rec['arch']}, "
                   f"{rec['params']:,} params, {rec['quant']})"),
+        ("reference grid", rec["rule"]),
         ("IoU", _pct(v["iou"])),
         ("accuracy", _pct(v["accuracy"])),
         ("precision", _pct(v["precision"])),
@@ -63,6 +71,9 @@ def _text_rows(rec: dict[str, Any]) -> list[tuple[str, str]]:
                                    f"{_num(s['chamfer_voxels'], '.3f')} voxels"),
             ("surface Hausdorff", f"{_num(s['hausdorff'])} units = "
                                   f"{_num(s['hausdorff_voxels'], '.3g')} voxels"),
+            ("Hausdorff 95 %", f"{_num(s['hausdorff_95'])} units = "
+                               f"{_num(s['hausdorff_95_voxels'], '.3g')} voxels"),
+            ("normal consistency", _num(s["normal_consistency"], ".4f")),
             ("sampling floor", f"{_num(s['floor'])} units = {_num(s['floor_voxels'], '.3f')} "
                                "voxels (the reference against itself)"),
             ("surface", f"decoded mesh vs {rec['reference_surface']}, "
@@ -80,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from occcodec.tools.evaluate import evaluate
 
     rec = evaluate(args.reference, args.coded, errors=args.errors, force=args.force,
-                   n_points=args.points, seed=args.seed)
+                   n_points=args.points, seed=args.seed, resolution=args.resolution)
     if args.json:
         print(json.dumps(rec, indent=2))
         return 0

@@ -222,13 +222,16 @@ def _column_bounds(proj: np.ndarray, n_cols: int) -> np.ndarray:
 
 
 def _column_hits(
-    proj: np.ndarray, depth: np.ndarray, bounds: np.ndarray, rows: tuple[int, int]
+    proj: np.ndarray, depth: np.ndarray, bounds: np.ndarray, rows: tuple[int, int],
+    owners: list[np.ndarray] | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """Yield (row, col, depth, sign) of ray/triangle crossings for columns in ``rows``.
 
     ``proj`` (T, 3, 2) holds the triangles projected on the plane across the rays, ``depth``
     (T, 3) their coordinate along the rays. The ray of column (r, c) passes through
-    ``(r + 0.5 + nudge, c + 0.5 + nudge)``; ``bounds`` is :func:`_column_bounds`.
+    ``(r + 0.5 + nudge, c + 0.5 + nudge)``; ``bounds`` is :func:`_column_bounds`. When
+    ``owners`` is a list, the index (into ``proj``) of each crossing's triangle is appended
+    to it before each yield.
     """
     r0, r1 = rows
     nu, nv = _RAY_NUDGE
@@ -262,6 +265,8 @@ def _column_hits(
         owner, area = owner[hit], area[hit]
         d = depth[owner]
         z = (w0[hit] * d[:, 0] + w1[hit] * d[:, 1] + w2[hit] * d[:, 2]) / area
+        if owners is not None:
+            owners.append(owner)
         yield ii[hit], jj[hit], z, np.sign(area)
         start = stop
 
@@ -279,8 +284,6 @@ def inside_votes(tri_g: np.ndarray, resolution: int) -> np.ndarray:
     rows_per_slab = max(1, _SLAB_VOXELS // (R * R))
     for axis in range(3):
         u, v = (a for a in range(3) if a != axis)
-        # View of the score indexed (u, v, axis) so slabs of rows write straight through.
-        view = score.transpose(u, v, axis)
         proj = np.ascontiguousarray(tri_g[:, :, [u, v]])
         depth = np.ascontiguousarray(tri_g[:, :, axis])
         bounds = _column_bounds(proj, R)
@@ -288,23 +291,37 @@ def inside_votes(tri_g: np.ndarray, resolution: int) -> np.ndarray:
             r1 = min(R, r0 + rows_per_slab)
             # Only the triangles whose rows meet the slab.
             near = (bounds[0] < r1) & (bounds[1] >= r0)
-            inside, valid = _slab_inside(proj[near], depth[near], bounds[:, near], (r0, r1), R)
+            sl: list[slice] = [slice(None)] * 3
+            sl[u] = slice(r0, r1)
+            region = score[tuple(sl)]  # laid out as score: every write below is contiguous
+            inside, valid = _slab_inside(proj[near], depth[near], bounds[:, near], (r0, r1), R,
+                                         axis)
             # +1 where inside, -1 where outside, 0 along abstaining columns.
-            view[r0:r1] += 2 * inside - valid[:, :, None]
+            inside *= 2
+            inside -= np.expand_dims(valid, axis)
+            region += inside
     return score
 
 
 def _slab_inside(
-    proj: np.ndarray, depth: np.ndarray, bounds: np.ndarray, rows: tuple[int, int], R: int
+    proj: np.ndarray, depth: np.ndarray, bounds: np.ndarray, rows: tuple[int, int], R: int,
+    axis: int = 2,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Inside flags (rows, R, R) int8 and column validity (rows, R) int8 for one slab.
+    """Inside flags int8 and column validity (rows, R) int8 for one slab of rays along ``axis``.
 
-    The crossings are few (a handful per column) so the inside/outside state is worked out
-    on the sorted crossing list; only the final fill touches every voxel, as one cumulative
-    sum of a difference array.
+    The flags are laid out as the slab of the grid (the ``rows`` along the first axis across
+    the rays, all of the others), so adding them to the grid is contiguous: the transposed
+    add it replaced cost 3.4 s of a 512^3 x-axis pass (2CylinderEngine.glb). The crossings
+    are few (a handful per column) so the inside/outside state is worked out on the sorted
+    crossing list; only the final fill touches every voxel, as a running sum of a difference
+    array along the rays (plane by plane when the rays are not the last axis).
     """
     r0, r1 = rows
     n_rows = r1 - r0
+    u, v = (a for a in range(3) if a != axis)
+    shape = [R, R, R]
+    shape[u] = n_rows
+    stride = [shape[1] * shape[2], shape[2], 1]
     hits = list(_column_hits(proj, depth, bounds, rows))
     diff = np.zeros(n_rows * R * R, dtype=np.int8)
     valid = np.ones(n_rows * R, dtype=np.int8)
@@ -333,9 +350,19 @@ def _slab_inside(
         before[1:] = state[:-1]
         before[first] = 0
         keep = (cancels | even) & (k < R)
-        np.add.at(diff, col[keep] * R + k[keep], state[keep] - before[keep])
+        ci, cj = np.divmod(col[keep], R)  # (row - r0, column) across the rays
+        flat = ci * stride[u] + cj * stride[v] + k[keep] * stride[axis]
+        np.add.at(diff, flat, state[keep] - before[keep])
         valid[col[start]] = (cancels | even)[start]
-    inside = np.cumsum(diff.reshape(n_rows, R, R), axis=2, dtype=np.int8)
+    inside = diff.reshape(shape)
+    if axis == 2:
+        np.cumsum(inside, axis=2, dtype=np.int8, out=inside)
+    else:
+        prev: list[slice | int] = [slice(None)] * 3
+        cur: list[slice | int] = [slice(None)] * 3
+        for step in range(1, R):
+            prev[axis], cur[axis] = step - 1, step
+            inside[tuple(cur)] += inside[tuple(prev)]
     return inside, valid.reshape(n_rows, R)
 
 

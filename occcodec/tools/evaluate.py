@@ -3,16 +3,20 @@
 The reference (the original mesh or voxel grid) is voxelized exactly as the encoder did it:
 the resolution and fill recorded in the file's header, and the frame (centre, scale) checked
 against the header's, so that the grids compared are the encoded grid and the decoded grid,
-voxel for voxel. The metrics are those of :mod:`occcodec.tools.metrics`, whose docstrings define
-them exactly:
+voxel for voxel. With a ``resolution`` the grids are instead the file decoded at that
+resolution and the mesh's winding-number inside at that grid's voxel centres
+(:func:`truth_grid`), and the decoded mesh is meshed at that resolution; the record's
+``rule`` says which. The metrics are those of :mod:`occcodec.tools.metrics`, whose docstrings
+define them exactly:
 
 * voxel IoU, accuracy, precision, recall on the encoded grid (:func:`~occcodec.tools.metrics.confusion`);
 * the Chamfer distance between the boundary voxels of both grids
   (:func:`~occcodec.tools.metrics.voxel_chamfer`): the squared, paper-style number in normalised
   units and the mean distance in voxel edges;
-* the Chamfer distance between the decoded mesh (marching cubes of the network, as
-  ``occcodec decode`` writes it) and the reference surface, on points sampled uniformly by
-  area, in the reference's units (:func:`~occcodec.tools.metrics.surface_chamfer`), beside its
+* the Chamfer distance, Hausdorff 95/100 and normal consistency between the decoded mesh
+  (marching cubes of the network, as ``occcodec decode`` writes it) and the reference
+  surface, on points sampled uniformly by area, in the reference's units
+  (:func:`~occcodec.tools.metrics.surface_distances`), beside its
   sampling floor: the same figure between two samplings of the reference itself. A voxel-grid
   reference has no surface of its own: its grid is meshed by marching cubes in the same world
   frame, and the report says so.
@@ -26,7 +30,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -38,6 +42,7 @@ __all__ = [
     "evaluate",
     "grid_mesh",
     "load_reference",
+    "truth_grid",
     "voxel_edge",
 ]
 
@@ -181,11 +186,12 @@ def compare(ref_grid: np.ndarray, pred_grid: np.ndarray, *, ref_mesh: Any = None
     dict
         ``voxel`` (:func:`~occcodec.tools.metrics.confusion`), ``voxel_chamfer``
         (:func:`~occcodec.tools.metrics.voxel_chamfer`, normalised units) and ``surface``
-        (:func:`~occcodec.tools.metrics.surface_chamfer` with the reference as the first surface,
-        renamed ``ref_to_pred``/``pred_to_ref``, plus ``chamfer_voxels`` and
-        ``hausdorff_voxels``: the same distances divided by one voxel edge) or ``None``.
+        (:func:`~occcodec.tools.metrics.surface_distances` with the reference as the first
+        surface, ``a_to_b``/``b_to_a`` renamed ``ref_to_pred``/``pred_to_ref``, plus
+        ``chamfer_voxels``, ``hausdorff_voxels`` and ``hausdorff_95_voxels``: the same
+        distances divided by one voxel edge of ``ref_grid``) or ``None``.
     """
-    from occcodec.tools.metrics import confusion, surface_chamfer, voxel_chamfer
+    from occcodec.tools.metrics import confusion, surface_distances, voxel_chamfer
 
     out: dict[str, Any] = {
         "voxel": confusion(ref_grid, pred_grid),
@@ -193,24 +199,66 @@ def compare(ref_grid: np.ndarray, pred_grid: np.ndarray, *, ref_mesh: Any = None
         "surface": None,
     }
     if ref_mesh is not None and pred_mesh is not None:
-        s = surface_chamfer(ref_mesh, pred_mesh, n_points=n_points, seed=seed)
+        s = surface_distances(ref_mesh, pred_mesh, n_points=n_points, seed=seed)
         edge = voxel_edge(scale, np.shape(ref_grid))
         out["surface"] = {
             "chamfer": s["chamfer"],
             "ref_to_pred": s["a_to_b"],
             "pred_to_ref": s["b_to_a"],
             "hausdorff": s["hausdorff"],
+            "hausdorff_95": s["hausdorff_95"],
+            "normal_consistency": s["normal_consistency"],
             "chamfer_voxels": s["chamfer"] / edge,
             "hausdorff_voxels": s["hausdorff"] / edge,
+            "hausdorff_95_voxels": s["hausdorff_95"] / edge,
             "voxel_edge": edge,
             "n_points": s["n_points"],
         }
     return out
 
 
+def truth_grid(ref: Reference, shape: tuple[int, ...], fill: str) -> tuple[np.ndarray, str]:
+    """The reference's occupancy at the voxel centres of ``shape`` in its frame, and the rule.
+
+    A mesh: :func:`occcodec.shapes.inside.centre_grid` (``|winding number| > 1/2`` at each
+    centre; when ``fill`` is ``"shell"``, within half a voxel of the surface). A voxel grid:
+    the grid itself, which must have ``shape``.
+
+    Raises
+    ------
+    UsageError
+        If a voxel-grid reference is asked at another grid than its own.
+    """
+    from occcodec.errors import UsageError
+
+    if ref.kind != "mesh":
+        if tuple(ref.grid.shape) != tuple(shape):
+            raise UsageError(
+                f"the reference is a {'x'.join(map(str, ref.grid.shape))} voxel grid: it can "
+                f"only be compared at its own grid, drop --resolution or give "
+                f"--resolution {max(ref.grid.shape)}")
+        return ref.grid, "the reference grid as given"
+    from occcodec.shapes.inside import centre_grid
+
+    dims = (int(shape[0]), int(shape[1]), int(shape[2]))
+    truth_fill: Literal["solid", "shell"] = "shell" if fill == "shell" else "solid"
+    grid = centre_grid(ref.mesh, ref.center, ref.scale, dims, fill=truth_fill)
+    rule = ("winding number > 1/2 at the voxel centres" if truth_fill == "solid"
+            else "within half a voxel of the surface at the voxel centres")
+    return grid, rule
+
+
 def evaluate(reference: str | Path, coded_path: str | Path, *, errors: str | Path | None = None,
-             force: bool = False, n_points: int = SURFACE_POINTS, seed: int = 0) -> dict[str, Any]:
+             force: bool = False, n_points: int = SURFACE_POINTS, seed: int = 0,
+             resolution: int | None = None) -> dict[str, Any]:
     """Measure a ``.occ`` file against its original; optionally write the error cloud.
+
+    Without ``resolution`` the grids compared are the encoder's voxelization of the
+    reference and the decoded grid, both at the encoded grid, and the decoded mesh is the
+    one ``occcodec decode`` writes. With ``resolution`` R (16..1024) the file is decoded at
+    R on its long side (grid and mesh), the reference grid at R is the truth at the voxel
+    centres (:func:`truth_grid`), and the surface figures compare the decoded mesh at R with
+    the original mesh. The record's ``rule`` says which.
 
     Returns the record that ``occcodec eval --json`` prints (non-finite numbers as ``None``).
 
@@ -220,6 +268,9 @@ def evaluate(reference: str | Path, coded_path: str | Path, *, errors: str | Pat
         On an unreadable reference or coded file, or a reference that is not the encoded shape.
     OutputError
         If ``errors`` exists without ``force`` or its directory is missing (checked first).
+    UsageError
+        If ``resolution`` is outside the decode limits, or a voxel-grid reference is asked at
+        another grid.
     """
     import trimesh
 
@@ -233,11 +284,18 @@ def evaluate(reference: str | Path, coded_path: str | Path, *, errors: str | Pat
         check_output_path(errors, force)  # fail before the work, not after
     coded = decoder.read(coded_path)
     h = coded.header
+    if resolution is not None:
+        decoder.decode_shape(coded, resolution)  # a bad resolution fails before the work
     ref = load_reference(reference, h)
-    pred = decoder.voxels(coded)
-    verts, faces = decoder.mesh_arrays(coded)
+    pred = decoder.voxels(coded, resolution)
+    if resolution is None:
+        truth, rule = ref.grid, ("the encoder's voxelization of the reference at the encoded "
+                                 "grid" if ref.kind == "mesh" else "the reference grid as given")
+    else:
+        truth, rule = truth_grid(ref, pred.shape, h.fill)
+    verts, faces = decoder.mesh_arrays(coded, resolution)
     pred_mesh = trimesh.Trimesh(verts, faces, process=False)
-    figures = compare(ref.grid, pred, ref_mesh=ref.mesh, pred_mesh=pred_mesh, scale=h.scale,
+    figures = compare(truth, pred, ref_mesh=ref.mesh, pred_mesh=pred_mesh, scale=h.scale,
                       n_points=n_points, seed=seed)
     if figures["surface"] is not None:
         # The same surface sampled twice is not at distance 0: this is the smallest surface
@@ -262,7 +320,10 @@ def evaluate(reference: str | Path, coded_path: str | Path, *, errors: str | Pat
         "reference_kind": ref.kind,
         "reference_surface": ref.surface,
         "same_source_file": bool(same_file),
-        "grid": list(h.grid),
+        "grid": list(pred.shape),
+        "encoded_grid": list(h.grid),
+        "resolution": resolution,
+        "rule": rule,
         "fill": h.fill,
         "bytes": coded.file.total_bytes,
         "arch": str(h.arch),
@@ -271,7 +332,7 @@ def evaluate(reference: str | Path, coded_path: str | Path, *, errors: str | Pat
         **figures,
     }
     if errors is not None:
-        missing, spurious = misclassified_points(ref.grid, pred, h.center, h.scale)
+        missing, spurious = misclassified_points(truth, pred, h.center, h.scale)
         write_error_cloud(errors, missing, spurious, force=force)
         record["errors"] = {"path": str(errors), "missing": len(missing),
                             "spurious": len(spurious)}

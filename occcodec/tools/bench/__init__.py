@@ -1,7 +1,12 @@
 """``occcodec bench``: occcodec against the baselines a user would otherwise pick, per shape.
 
-For every shape of a directory, on the same voxel grid (the encoder's voxelization), each
-method of :data:`~occcodec.tools.bench.baselines.BASELINES` (one small class each):
+For every shape of a directory, against the same reference grid, each method of
+:data:`~occcodec.tools.bench.baselines.BASELINES` (one small class each). The reference grid
+of a mesh follows the run's rule (:data:`~occcodec.tools.bench.context.REFERENCE_RULES`): the
+encoder's conservative voxelization (``encoder``, the default up to 128^3) or the mesh's
+winding-number inside at the voxel centres (``centres``, the default above); every method's
+grid is made the same way (decoded ``.occ`` at the grid, lossless coders of the reference
+grid itself, decoded Draco meshes through the same rule):
 
 =======================  ======================================================================
 ``occcodec``             ``occcodec encode`` with the chosen preset (the ``.occ`` as written)
@@ -15,7 +20,7 @@ method of :data:`~occcodec.tools.bench.baselines.BASELINES` (one small class eac
 ``ctx-grid``             the grid through the lossless context-modelling arithmetic coder
                          ``occcodec.coding.ctxgrid`` (when present), decoded back and checked
 ``Draco q11/q14``        the mesh's positions and triangles by Draco at 11 / 14 bits, level 7;
-                         decoded and voxelized in the reference's frame (meshes only)
+                         decoded, made a grid by the reference's rule (meshes only)
 ``decimate+draco @occ``  quadric decimation (fast-simplification) + Draco: the smallest file
 ``decimate+draco @99%``  found that reaches occcodec's IoU on the shape / 99 % (meshes only)
 ``occcodec paper``       ``--preset paper`` (the published budget), with ``--with-paper``
@@ -23,7 +28,8 @@ method of :data:`~occcodec.tools.bench.baselines.BASELINES` (one small class eac
 
 Each row gives the bytes of the file written under ``REPORT_DIR`` (so a row can be checked
 against ``ls -l``), parameters, voxel IoU/accuracy/precision/recall, the boundary-voxel
-Chamfer distances, the surface Chamfer distance against the reference mesh (meshes only) and
+Chamfer distances, the surface Chamfer, Hausdorff 95/100 and normal consistency against the
+reference mesh (meshes only) and
 encode and decode seconds. Encode seconds start from the input file for occcodec and NI-arch
 (the encoder's own total), include the voxelization for the grid coders, and count only the
 compression (and decimation) of the loaded mesh for Draco. Decode seconds go from the file's

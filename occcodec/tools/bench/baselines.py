@@ -218,12 +218,11 @@ class CtxGrid(Baseline):
 
 
 def _draco_decode_grid(blob: bytes, ref: Ref) -> tuple[Any, np.ndarray, float]:
-    """Decode a Draco blob, time it, and voxelize the mesh in the reference's frame with the
-    reference's fill (the way every mesh baseline gets its voxel figures)."""
+    """Decode a Draco blob, time it, and make its grid in the reference's frame by the
+    reference's rule and fill (:meth:`Ref.mesh_grid`: the way every mesh baseline gets its
+    voxel figures)."""
     import DracoPy  # type: ignore[import-not-found]
     import trimesh
-
-    from occcodec.shapes.voxelize import voxelize_in_frame
 
     t0 = time.perf_counter()
     decoded = DracoPy.decode(blob)
@@ -231,7 +230,7 @@ def _draco_decode_grid(blob: bytes, ref: Ref) -> tuple[Any, np.ndarray, float]:
     dv = np.asarray(decoded.points, dtype=np.float64).reshape(-1, 3)
     df = np.asarray(decoded.faces, dtype=np.int64).reshape(-1, 3)
     mesh = trimesh.Trimesh(dv, df, process=False)
-    grid = voxelize_in_frame(mesh, ref.center, ref.scale, ref.grid.shape[0], ref.fill)
+    grid = ref.mesh_grid(mesh)
     return mesh, grid, dec
 
 
@@ -253,8 +252,8 @@ class Draco(Baseline):
         self.name = self.family = f"Draco q{bits}"
         self.colour = colour
         self.note = (f"Draco (DracoPy), {bits}-bit positions, compression level {DRACO_LEVEL}, "
-                     "positions and triangles only; decoded and voxelized in the reference's "
-                     "frame")
+                     "positions and triangles only; decoded and made a grid in the reference's "
+                     "frame by the reference's rule")
 
     def run(self, ref: Ref, ctx: Context, done: dict[str, dict[str, Any]]) -> dict[str, Any]:
         verts = np.asarray(ref.mesh.vertices, dtype=np.float64)
@@ -266,7 +265,8 @@ class Draco(Baseline):
         mesh, grid, dec = _draco_decode_grid(path.read_bytes(), ref)
         return make_row(ref, self.name, ctx.compare(ref, grid, mesh), file=rel,
                         bytes=path.stat().st_size, encode_s=enc, decode_s=dec,
-                        note="decoded mesh voxelized in the reference's frame")
+                        note=f"decoded mesh made a grid in the reference's frame ({ref.rule} "
+                             "rule)")
 
 
 #: Quadric-decimation reductions (fraction of triangles removed) and Draco position bits
@@ -274,6 +274,23 @@ class Draco(Baseline):
 #: everywhere; 14 bits is already finer than the 512^3 grid limit.
 REDUCTIONS: tuple[float, ...] = (0.98, 0.95, 0.9, 0.75, 0.5, 0.0)
 DRACO_BITS: tuple[int, ...] = tuple(range(6, 15))
+#: Above this grid edge the search uses the coarser :data:`REDUCTIONS_HIGH` and
+#: :data:`DRACO_BITS_HIGH`: every measured setting costs a reference grid at that size (a
+#: few seconds at 512^3 instead of a tenth at 128^3), and the full 6 x 9 table could cost
+#: minutes per shape.
+HIGH_RES = 128
+#: 4 reductions x 5 bit depths, at most 20 settings measured per shape. Below 8 bits a
+#: position step is 2 voxels or more of a 512^3 grid, so those settings cannot reach a high
+#: IoU there.
+REDUCTIONS_HIGH: tuple[float, ...] = (0.95, 0.75, 0.5, 0.0)
+DRACO_BITS_HIGH: tuple[int, ...] = (8, 10, 11, 12, 14)
+
+
+def search_settings(grid_edge: int) -> tuple[tuple[float, ...], tuple[int, ...]]:
+    """The (reductions, Draco bits) :class:`DecimateDraco` searches for a grid of that edge."""
+    if grid_edge > HIGH_RES:
+        return REDUCTIONS_HIGH, DRACO_BITS_HIGH
+    return REDUCTIONS, DRACO_BITS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -312,9 +329,12 @@ class DecimateDraco(Baseline):
         self.note = ("the mesh simplified by quadric decimation (fast-simplification; "
                      f"reduction {', '.join(f'{r:g}' for r in sorted(REDUCTIONS))}) and "
                      f"compressed by Draco (level {DRACO_LEVEL}, {DRACO_BITS[0]} to "
-                     f"{DRACO_BITS[-1]}-bit positions): the smallest file that reaches {goal}, "
-                     "its IoU measured as for Draco q11/q14 (decoded mesh voxelized in the "
-                     "reference's frame)")
+                     f"{DRACO_BITS[-1]}-bit positions; above {HIGH_RES}^3 reductions "
+                     f"{', '.join(f'{r:g}' for r in sorted(REDUCTIONS_HIGH))} and bits "
+                     f"{', '.join(map(str, DRACO_BITS_HIGH))}): the smallest file that "
+                     f"reaches {goal}, "
+                     "its IoU measured as for Draco q11/q14 (decoded mesh made a grid in "
+                     "the reference's frame by the reference's rule)")
 
     def _target(self, done: dict[str, dict[str, Any]]) -> float:
         if self.target is not None:
@@ -365,10 +385,11 @@ class DecimateDraco(Baseline):
         best: _Candidate | None = None
         closest: _Candidate | None = None
         measured = 0
-        for reduction in REDUCTIONS:
+        reductions, depths = search_settings(max(ref.grid.shape))
+        for reduction in reductions:
             if len(self._decimated(ref, reduction)[1]) == 0:
                 continue  # decimated to nothing (a 12-triangle box at 0.98): no mesh to code
-            for bits in DRACO_BITS:
+            for bits in depths:
                 blob, enc, _ = self._candidate(ref, reduction, bits, measure=False)
                 if best is not None and len(blob) >= len(best.blob):
                     break

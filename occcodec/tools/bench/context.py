@@ -18,14 +18,39 @@ from occcodec.encoder.pipeline import (
     EncodeOptions,  # imports TensorFlow only inside encode()
 )
 
-__all__ = ["CSV_FIELDS", "BenchSettings", "Context", "Ref", "make_row"]
+__all__ = [
+    "AUTO_CENTRES_ABOVE",
+    "CSV_FIELDS",
+    "REFERENCE_RULES",
+    "RULE_TEXT",
+    "BenchSettings",
+    "Context",
+    "Ref",
+    "make_row",
+]
 
 CSV_FIELDS: tuple[str, ...] = (
     "shape", "method", "file", "bytes", "params", "iou", "accuracy", "precision", "recall",
     "voxel_chamfer", "voxel_chamfer_vox", "voxel_hausdorff_vox", "surface_chamfer",
-    "surface_chamfer_vox", "surface_hausdorff_vox", "encode_s", "decode_s", "input_bytes",
-    "arch", "target_iou", "target_reached", "note",
+    "surface_chamfer_vox", "surface_hausdorff_vox", "surface_hausdorff", "surface_hausdorff95",
+    "surface_hausdorff95_vox", "normal_consistency", "encode_s", "decode_s", "input_bytes",
+    "arch", "target_iou", "target_reached", "grid", "reference_rule", "note",
 )
+
+#: Reference rules: ``encoder`` (the encoder's conservative voxelization, the grid it
+#: trained on) or ``centres`` (the mesh's winding-number inside at the voxel centres,
+#: :func:`occcodec.shapes.inside.centre_grid`); ``auto`` is ``encoder`` up to
+#: :data:`AUTO_CENTRES_ABOVE` and ``centres`` above it.
+REFERENCE_RULES: tuple[str, ...] = ("auto", "encoder", "centres")
+#: ``--reference auto`` keeps the encoder's grid up to this resolution (the bench as it
+#: was at 128) and measures against the centre rule above it.
+AUTO_CENTRES_ABOVE = 128
+RULE_TEXT = {
+    "encoder": "the encoder's voxelization of the input (conservative: every voxel the "
+               "surface passes through, plus the voxels the ray vote puts inside)",
+    "centres": "the input mesh's inside at the voxel centres (|winding number| > 1/2; in "
+               "shell mode, within half a voxel of the surface)",
+}
 
 
 @dataclass
@@ -42,6 +67,14 @@ class BenchSettings:
     quiet: bool = False
     surface_points: int = 100_000
     baselines: tuple[str, ...] | None = None
+    reference: str = "auto"
+
+    def rule(self) -> str:
+        """The reference rule of this run: ``encoder`` or ``centres`` (see
+        :data:`REFERENCE_RULES`)."""
+        if self.reference != "auto":
+            return self.reference
+        return "centres" if self.encode.resolution > AUTO_CENTRES_ABOVE else "encoder"
 
     def encode_options(self, preset: str | None = None) -> EncodeOptions:
         """Encode options for occcodec; for ``preset="paper"`` without ``--arch`` and
@@ -65,6 +98,27 @@ class Ref:
     voxelize_s: float
     #: Work that several baselines of one shape share (e.g. the decimate+draco search).
     cache: dict[str, Any] = field(default_factory=dict)
+    #: How ``grid`` and every method's grid were made from a mesh: ``encoder`` or
+    #: ``centres`` (:data:`REFERENCE_RULES`).
+    rule: str = "encoder"
+
+    def mesh_grid(self, mesh: Any) -> np.ndarray:
+        """A method's decoded mesh as a grid in this reference's frame, by the same rule.
+
+        Raises
+        ------
+        InputError
+            If the mesh cannot be used (no faces, bad indices).
+        """
+        if self.rule == "centres":
+            from occcodec.shapes.inside import centre_grid
+
+            fill = "shell" if self.fill == "shell" else "solid"
+            shape = tuple(int(n) for n in self.grid.shape)
+            return centre_grid(mesh, self.center, self.scale, shape, fill=fill)  # type: ignore[arg-type]
+        from occcodec.shapes.voxelize import voxelize_in_frame
+
+        return voxelize_in_frame(mesh, self.center, self.scale, self.grid.shape[0], self.fill)
 
 
 @dataclass
@@ -112,6 +166,10 @@ def make_row(ref: Ref, method: str, figures: dict[str, Any] | None,
                    voxel_hausdorff_vox=vc["hausdorff_voxels"])
         if s is not None:
             row.update(surface_chamfer=s["chamfer"], surface_chamfer_vox=s["chamfer_voxels"],
-                       surface_hausdorff_vox=s["hausdorff_voxels"])
+                       surface_hausdorff_vox=s["hausdorff_voxels"],
+                       surface_hausdorff=s["hausdorff"], surface_hausdorff95=s["hausdorff_95"],
+                       surface_hausdorff95_vox=s["hausdorff_95_voxels"],
+                       normal_consistency=s["normal_consistency"])
+    row.update(grid="x".join(str(n) for n in np.shape(ref.grid)), reference_rule=ref.rule)
     row.update(values)
     return row

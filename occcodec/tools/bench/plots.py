@@ -20,7 +20,8 @@ from occcodec.tools.bench.report import methods_present, values
 __all__ = ["PLOTS", "colour", "plots", "rate_distortion"]
 
 #: The PNG files a run with matplotlib writes (when there are figures to draw).
-PLOTS = ("rate_distortion.png", "hist_iou.png", "hist_chamfer.png", "hist_surface_chamfer.png")
+PLOTS = ("rate_distortion.png", "hist_iou.png", "hist_chamfer.png", "hist_surface_chamfer.png",
+         "rate_surface.png")
 _OTHER = "#7f7f7f"
 
 
@@ -76,25 +77,35 @@ def _histogram(rows: list[dict[str, Any]], methods: list[str], key: str, label: 
     return fig
 
 
-def _points(rows: list[dict[str, Any]], method: str) -> dict[str, list[tuple[float, float]]]:
-    """A method's (bytes, IoU %) points per shape, each shape's sorted by bytes."""
+def _points(rows: list[dict[str, Any]], method: str, key: str = "iou"
+            ) -> dict[str, list[tuple[float, float]]]:
+    """A method's (bytes, figure) points per shape, each shape's sorted by bytes; IoU in %,
+    and only finite positive values of other figures (they go on a log axis)."""
     out: dict[str, list[tuple[float, float]]] = {}
     for r in rows:
-        if r["method"] == method and r["bytes"] and r["iou"] is not None:
-            out.setdefault(r["shape"], []).append((float(r["bytes"]), float(r["iou"]) * 100))
+        if r["method"] != method or not r["bytes"] or r.get(key) is None:
+            continue
+        y = float(r[key]) * (100 if key == "iou" else 1)
+        if key != "iou" and not (math.isfinite(y) and y > 0):
+            continue
+        out.setdefault(r["shape"], []).append((float(r["bytes"]), y))
     return {s: sorted(p) for s, p in out.items()}
 
 
-def rate_distortion(rows: list[dict[str, Any]]) -> Any:
-    """Bytes (log) against IoU: one marker per row; a method with several rows on a shape
-    (several targets) is drawn as one curve per shape through them, in order of bytes."""
+def rate_distortion(rows: list[dict[str, Any]], key: str = "iou") -> Any:
+    """Bytes (log) against IoU, or against ``key`` (``surface_chamfer_vox``: the surface
+    Chamfer in voxel edges, log): one marker per row; a method with several rows on a shape
+    (several targets) is drawn as one curve per shape through them, in order of bytes.
+    ``None`` when no row has the figure."""
     from matplotlib.figure import Figure
 
+    if not any(_points(rows, m, key) for m in methods_present(rows)):
+        return None
     fig = Figure(figsize=(7.0, 4.6))
     ax = fig.add_subplot()
     curves = False
     for m in methods_present(rows):
-        per_shape = _points(rows, m)
+        per_shape = _points(rows, m, key)
         n = sum(len(p) for p in per_shape.values())
         if not n:
             continue
@@ -109,7 +120,11 @@ def rate_distortion(rows: list[dict[str, Any]]) -> Any:
             label = None  # one legend entry per method
     ax.set_xscale("log")
     ax.set_xlabel("bytes (log scale)")
-    ax.set_ylabel("voxel IoU (%)")
+    if key == "iou":
+        ax.set_ylabel("voxel IoU (%)")
+    else:
+        ax.set_yscale("log")
+        ax.set_ylabel("surface Chamfer (voxel edges, log scale; lower is better)")
     ax.set_title("Size against fidelity, " + (
         "one curve per shape where a method has several points" if curves
         else "one point per shape"))
@@ -139,6 +154,9 @@ def plots(rows: list[dict[str, Any]], report: Path) -> tuple[list[str], str | No
         written.append(name)
 
     save(rate_distortion(rows), PLOTS[0])
+    fig = rate_distortion(rows, "surface_chamfer_vox")
+    if fig is not None:
+        save(fig, PLOTS[4])
     panels = (
         (PLOTS[1], "iou", "voxel IoU (%)", False),
         (PLOTS[2], "voxel_chamfer", "voxel Chamfer-L2 (normalised units, log scale)", True),

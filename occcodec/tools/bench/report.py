@@ -80,9 +80,19 @@ _SUMMARY = (
     ("voxel CD-L2", "voxel_chamfer", ".3g"),
     ("voxel CD (vox)", "voxel_chamfer_vox", ".3f"),
     ("surface CD (vox)", "surface_chamfer_vox", ".3f"),
+    ("surface H95 (vox)", "surface_hausdorff95_vox", ".3f"),
+    ("normal cons.", "normal_consistency", ".4f"),
     ("encode s", "encode_s", ".2f"),
     ("decode s", "decode_s", ".3f"),
 )
+
+
+def _rules(rows: list[dict[str, Any]]) -> str:
+    """The reference rules the rows used, in words (see ``context.RULE_TEXT``)."""
+    from occcodec.tools.bench.context import RULE_TEXT
+
+    used = [u for u in RULE_TEXT if any(r.get("reference_rule") == u for r in rows)]
+    return "; ".join(f"{RULE_TEXT[u]} ({u})" for u in used) or RULE_TEXT["encoder"]
 
 
 def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -197,8 +207,9 @@ def markdown(rows: list[dict[str, Any]], settings: BenchSettings, notes: list[st
     lines += _target_lines(rows)
     lines += ["", "## Per shape", "",
               ("| shape | method | bytes | params | IoU % | voxel CD-L2 | voxel CD (vox) | "
-              "surface CD | surface CD (vox) | encode s | decode s | note |"),
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+              "surface CD | surface CD (vox) | H95 (vox) | H100 (vox) | normal cons. | "
+              "encode s | decode s | note |"),
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in ordered(rows):
         iou = None if r["iou"] is None else r["iou"] * 100
         lines.append(
@@ -206,20 +217,28 @@ def markdown(rows: list[dict[str, Any]], settings: BenchSettings, notes: list[st
             f"{md_cell(r['params'], ',')} | {md_cell(iou, '.3f')} | "
             f"{md_cell(r['voxel_chamfer'], '.3g')} | {md_cell(r['voxel_chamfer_vox'], '.3f')} | "
             f"{md_cell(r['surface_chamfer'], '.3g')} | "
-            f"{md_cell(r['surface_chamfer_vox'], '.3f')} | {md_cell(r['encode_s'], '.2f')} | "
+            f"{md_cell(r['surface_chamfer_vox'], '.3f')} | "
+            f"{md_cell(r['surface_hausdorff95_vox'], '.3f')} | "
+            f"{md_cell(r['surface_hausdorff_vox'], '.3f')} | "
+            f"{md_cell(r['normal_consistency'], '.4f')} | {md_cell(r['encode_s'], '.2f')} | "
             f"{md_cell(r['decode_s'], '.3f')} | {r['note'] or ''} |")
     lines += ["", "## Methods", ""] + [f"- {m}: {_note(m)}" for m in methods_present(rows)]
     lines += [
         "", "## Definitions", "",
         "- bytes: the size of the file under this report (`file` column of results.csv).",
-        "- IoU: voxel intersection over union against the encoder's grid of the input.",
+        ("- IoU: voxel intersection over union against the reference grid: for a mesh, "
+        + _rules(rows) + "; for a voxel input, its grid as given. Every method's grid is "
+        "made from its decoded output by the same rule in the same frame."),
         ("- voxel CD-L2: mean squared distance from each boundary voxel centre of one grid to "
         "the nearest of the other, summed over both directions, in normalised units (the "
         "grid's longest side spans [-1, 1]); voxel CD (vox): the mean of the two one-sided "
         "mean distances, not squared, in voxel edges."),
         ("- surface CD: the mean of the two one-sided mean distances between points sampled "
         f"uniformly on the reference mesh and on the decoded surface ({settings.surface_points:,} "
-        "each), in the mesh's units; (vox): divided by one voxel edge."),
+        "each), in the mesh's units; (vox): divided by one voxel edge. H95 / H100: the "
+        "larger of the two one-sided 95th percentiles / maxima of those distances. normal "
+        "cons.: the mean, over both directions, of |cos| between the face normals at each "
+        "sample and at its nearest sample on the other surface (1 = parallel)."),
         ("- target IoU: what a searched method had to reach on the shape (occcodec's IoU, or "
         "a fixed one); its bytes are the smallest file found at or above it."),
         "- encode s / decode s: wall-clock on this machine; see `occcodec bench --help`.",

@@ -104,11 +104,18 @@ class _Runner:
         enc = self.ctx.settings.encode
         t0 = time.perf_counter()
         shape = load_shape(path, resolution=enc.resolution, fill=enc.fill)
-        secs = time.perf_counter() - t0
         grid = np.asarray(shape.occupancy, dtype=bool)
         mesh = shape.mesh if shape.source_kind == "mesh" else None
         cx, cy, cz = (float(c) for c in shape.center)
-        return Ref(name, path, grid, mesh, (cx, cy, cz), float(shape.scale), shape.fill, secs)
+        rule = self.ctx.settings.rule() if mesh is not None else "given"
+        ref = Ref(name, path, grid, mesh, (cx, cy, cz), float(shape.scale), shape.fill, 0.0,
+                  rule=rule)
+        if rule == "centres":
+            # The truth at the centres of the encoder's grid, in the encoder's frame: every
+            # method (occcodec included) is measured against it.
+            ref.grid = ref.mesh_grid(mesh)
+        ref.voxelize_s = time.perf_counter() - t0
+        return ref
 
     def shape(self, path: Path, name: str) -> list[dict[str, Any]]:
         """All rows of one shape; a failing method becomes a row with its error as the note."""
