@@ -107,11 +107,15 @@ def render_file(input_path: str | Path, output: str | Path, *, view: str = "iso"
         If ``output`` exists without ``force`` (checked before any work).
     """
     from occcodec import decoder
-    from occcodec.fsutil import check_output_path
+    from occcodec.fsutil import check_input_file, check_output_path
     from occcodec.tools.render import render_compare, render_mesh, save_png
 
     if Path(output).suffix.lower() != ".png":
         raise UsageError(f"output {str(output)!r} must end in .png")
+    # inputs first (the first thing to fix), then the output, both before any work
+    for given in (input_path, compare):
+        if given is not None:
+            check_input_file(given, "a .occ file or a mesh")
     check_output_path(output, force)
     if resolution is not None and not _is_occ(input_path):
         raise UsageError("--resolution applies to a .occ input only")
