@@ -16,7 +16,7 @@ from typing import NoReturn
 
 from occcodec import __version__
 from occcodec.cli import batch, bench, decode, encode, eval, info, render
-from occcodec.errors import OccError, UsageError
+from occcodec.errors import LimitError, OccError, UsageError
 from occcodec.format import limits
 
 __all__ = ["EXIT_INTERNAL", "EXIT_INTERRUPTED", "COMMANDS", "build_parser", "main"]
@@ -73,11 +73,14 @@ def apply_limits(args: argparse.Namespace) -> None:
 
     Raises
     ------
-    LimitError
+    UsageError
         On an unknown name or a value that is not a positive integer.
     """
-    changes = dict(limits.parse_assignment(text) for text in
-                   [*getattr(args, "limit", []), *getattr(args, "limit_after", [])])
+    try:
+        changes = dict(limits.parse_assignment(text) for text in
+                       [*getattr(args, "limit", []), *getattr(args, "limit_after", [])])
+    except LimitError as exc:  # a mistyped option is a usage error (exit 2), not a budget
+        raise UsageError(str(exc)) from None
     if changes:
         limits.set_limits(**changes)
 
