@@ -26,12 +26,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import crafted
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import crafted
 from occcodec import decoder
 from occcodec.cli import info as info_cli
 from occcodec.errors import OccError

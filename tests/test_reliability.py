@@ -16,18 +16,17 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import crafted
 import numpy as np
 import pytest
 import trimesh
-
-import crafted
 from conftest import SMALL_ENCODE, run_cli
+
 from occcodec import decoder
-from occcodec.errors import FormatError, LimitError, QualityError
 from occcodec.encoder import rescue as rescue_mod
+from occcodec.errors import FormatError, LimitError, QualityError
 from occcodec.format import container, limits, network
 from occcodec.format.arch import parse_arch
-from occcodec.format.quant import raw_size
 from occcodec.progress import Progress
 
 VECTOR = Path(__file__).resolve().parents[1] / "formats" / "vectors" / "b-pe2-elu-swish-fp16.occ"
@@ -87,7 +86,7 @@ def _rescue(first_iou: float, later: list[float], candidate: bool = True
 
 
 def test_rescue_leaves_a_captured_shape_alone() -> None:
-    (arch, raw, metrics), calls, notes = _rescue(0.97, [])
+    (_, raw, _), calls, notes = _rescue(0.97, [])
     assert raw == b"first" and calls == [] and notes.notes == []
 
 
@@ -98,7 +97,7 @@ def test_rescue_notes_a_rough_shape_without_refitting() -> None:
 
 
 def test_rescue_escalates_candidate_then_wide_network() -> None:
-    (arch, raw, metrics), calls, _ = _rescue(0.0, [0.1, 0.8])
+    (arch, _, metrics), calls, _ = _rescue(0.0, [0.1, 0.8])
     assert calls == [("pe2,16:elu", 32), (rescue_mod.RESCUE_ARCH, 32)]
     assert str(arch) == rescue_mod.RESCUE_ARCH and metrics["iou"] == 0.8
 
@@ -318,7 +317,7 @@ def test_special_files_are_refused_at_once(tmp_path: Path) -> None:
     special = [str(fifo)] + (["/dev/zero"] if Path("/dev/zero").exists() else [])
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.run([sys.executable, "-c", script, *special], capture_output=True,
-                          text=True, timeout=60, env=env)
+                          text=True, timeout=60, env=env, check=False)
     assert proc.returncode == 2
     assert proc.stderr.count("not a regular file") == len(special)
     assert "Traceback" not in proc.stderr

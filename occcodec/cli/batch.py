@@ -37,8 +37,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Exit 0 when nothing failed, 1 otherwise (130 on Ctrl-C)."""
-    from occcodec.batch.run import (available_memory, encode_tree, prepare_dirs,
-                                    print_summary, resolve_jobs)
+    from occcodec.batch.run import (
+        available_memory,
+        encode_tree,
+        prepare_dirs,
+        print_summary,
+        resolve_jobs,
+    )
     from occcodec.encoder.pipeline import default_threads
     from occcodec.fsutil import check_writable_dir
 

@@ -65,10 +65,14 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from occcodec.tools.bench import BenchSettings, bench
-    from occcodec.tools.bench.report import count_sentence, md_cell, size_counts, summary
-
     from occcodec.fsutil import check_writable_dir
+    from occcodec.tools.bench import BenchSettings, bench
+    from occcodec.tools.bench.report import (
+        count_sentence,
+        md_cell,
+        size_counts,
+        summary,
+    )
     from occcodec.tools.bench.runner import list_shapes
 
     # the inputs first, then the report folder (or the folder it will be made in), both

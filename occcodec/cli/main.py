@@ -19,7 +19,7 @@ from occcodec.cli import batch, bench, decode, encode, eval, info, render
 from occcodec.errors import LimitError, OccError, UsageError
 from occcodec.format import limits
 
-__all__ = ["EXIT_INTERNAL", "EXIT_INTERRUPTED", "COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "build_parser", "main"]
 
 _LIMIT_HELP = ("raise a resource limit (repeatable): file, params, grid, work, memory, "
                "e.g. --limit grid=2048 (see README, 'Limits and errors')")

@@ -83,9 +83,9 @@ def _decoded_mesh(coded: Any, resolution: int | None) -> Any:
 def _load_mesh(path: str | Path) -> Any:
     """A mesh file as loaded for encoding, or a voxel file as the marching-cubes surface of
     its grid (in the grid's own frame, the one the encoder records for voxel inputs)."""
-    from occcodec.tools.evaluate import grid_mesh
     from occcodec.shapes.gridio import VOXEL_EXTENSIONS
     from occcodec.shapes.inputs import load_mesh, load_shape
+    from occcodec.tools.evaluate import grid_mesh
 
     if Path(path).suffix.lower() in VOXEL_EXTENSIONS:
         shape = load_shape(path)
