@@ -45,11 +45,15 @@ def blade(length: float = 1.0, width: float = 0.12, thickness: float = 0.004) ->
     return trimesh.Trimesh(v, box.faces, process=False)
 
 
-def write_stray_vertex_obj(path: Path, mesh: trimesh.Trimesh, far: float = 1e30) -> Path:
-    """``mesh`` as OBJ text with one extra vertex at (far, far, far) that no face uses."""
+def write_stray_vertex_obj(path: Path, mesh: trimesh.Trimesh, far: float = 1e30,
+                           used: bool = False) -> Path:
+    """``mesh`` as OBJ text with one extra vertex at (far, far, far); with ``used`` a sliver
+    face joins it to the first two vertices, else no face uses it."""
     lines = [f"v {float(x)!r} {float(y)!r} {float(z)!r}" for x, y, z in mesh.vertices]
     lines.append(f"v {far!r} {far!r} {far!r}")
     lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in mesh.faces]
+    if used:
+        lines.append(f"f 1 2 {len(mesh.vertices) + 1}")
     path.write_text("\n".join(lines) + "\n")
     return path
 

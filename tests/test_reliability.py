@@ -128,6 +128,11 @@ def test_stray_vertex_does_not_shrink_the_shape(tmp_path: Path) -> None:
     a, b = load_shape(plain, 32), load_shape(stray, 32)
     assert b.scale == a.scale and b.center == a.center
     assert np.array_equal(a.occupancy, b.occupancy) and b.occupancy.sum() > 1000
+    # a sliver face out to the far vertex is dropped, with a note, not the shape shrunk
+    joined = crafted.write_stray_vertex_obj(tmp_path / "joined.obj", sphere, used=True)
+    c = load_shape(joined, 32)
+    assert c.scale == a.scale and np.array_equal(a.occupancy, c.occupancy)
+    assert "dropped 1 face" in c.fill_note
 
 
 @pytest.mark.slow
@@ -141,7 +146,7 @@ def test_fast_encode_never_reports_an_empty_shape(make: str, tmp_path: Path,
     elif make == "blade":
         crafted.blade().export(src)
     else:
-        crafted.write_stray_vertex_obj(src, crafted.open_cup())
+        crafted.write_stray_vertex_obj(src, crafted.open_cup(), used=True)
     out = tmp_path / f"{make}.occ"
     code, stdout, err = run_cli(capsys, "encode", src, "-o", out, "--preset", "fast",
                                 "--resolution", "64", "--threads", "1", "-q", "--json")
