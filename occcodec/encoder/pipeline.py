@@ -99,6 +99,8 @@ def encode_shape(shape: Shape, source_sha256: bytes, options: EncodeOptions,
     ------
     UsageError
         On a bad option, or when no searched network fits ``--max-params``.
+    QualityError
+        When no network captures the shape (:func:`occcodec.encoder.rescue.rescue`).
     """
     progress = progress or Progress()
     opts = options.resolved()
