@@ -61,7 +61,7 @@ class _Notes(Progress):
         self.notes.append(text)
 
 
-def _rescue(first_iou: float, later: list[float], candidate: bool = True
+def _rescue(first_iou: float, later: list[float], candidate: bool = True, fixed: bool = False
             ) -> tuple[Any, list[tuple[str, int]], _Notes]:
     arch = parse_arch("8:relu")
     calls: list[tuple[str, int]] = []
@@ -81,7 +81,8 @@ def _rescue(first_iou: float, later: list[float], candidate: bool = True
     out = rescue_mod.rescue(grid, arch, b"first", {"iou": first_iou, "accuracy": 0.9,
                                                    "params": arch.params},
                             fit=fit, candidate=Cand() if candidate else None,
-                            init=lambda net: None, epochs=8, progress=notes)
+                            init=lambda net: None, epochs=8, progress=notes,
+                            fixed_arch=fixed)
     return out, calls, notes
 
 
@@ -112,9 +113,16 @@ def test_rescue_refuses_an_empty_result() -> None:
         _rescue(0.0, [0.2, 0.1])
 
 
-def test_rescue_without_a_search_tries_the_wide_network() -> None:
+def test_rescue_without_a_candidate_tries_the_wide_network() -> None:
     (_, _, metrics), calls, _ = _rescue(0.0, [0.9], candidate=False)
     assert calls == [(rescue_mod.RESCUE_ARCH, 32)] and metrics["iou"] == 0.9
+
+
+def test_rescue_keeps_a_chosen_arch_and_grows_the_budget() -> None:
+    (arch, _, metrics), calls, _ = _rescue(0.0, [0.7], candidate=False, fixed=True)
+    assert calls == [("8:relu", 32)] and str(arch) == "8:relu" and metrics["iou"] == 0.7
+    with pytest.raises(QualityError, match="larger --arch"):
+        _rescue(0.0, [0.3], candidate=False, fixed=True)
 
 
 def test_stray_vertex_does_not_shrink_the_shape(tmp_path: Path) -> None:

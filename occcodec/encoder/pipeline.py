@@ -174,7 +174,8 @@ def encode_shape(shape: Shape, source_sha256: bytes, options: EncodeOptions,
         progress.note(f"kept {arch} (IoU {metrics['iou'] * 100:.2f} %)")
     arch, raw, metrics = rescue(grid, arch, raw, metrics, fit=fit, candidate=most_accurate,
                                  init=lambda net: tr.init_weights(net, rng),
-                                 epochs=preset.final_epochs, progress=progress)
+                                 epochs=preset.final_epochs, progress=progress,
+                                 fixed_arch=bool(opts.arch))
     header = build_header(
         encoder=f"occcodec {__version__}", arch=arch, grid=grid.shape, center=shape.center,
         scale=shape.scale, fill=shape.fill, quant=opts.quant, raw_bytes=len(raw),

@@ -13,6 +13,9 @@ keeps the best network measured (by the decoder's own code, after quantization):
 2. :data:`RESCUE_ARCH`, a wider network with a positional encoding (thin walls need high
    frequencies), freshly initialised, with the same longer fit.
 
+With ``--arch`` the user chose the network, so only the budget grows: the same network,
+freshly initialised (another draw of the seed's generator), with the longer fit.
+
 If the best is still below :data:`FAIL_IOU`, :class:`~occcodec.errors.QualityError` says what
 was measured and what to try, and no file is written. Between :data:`FAIL_IOU` and
 :data:`LOW_IOU` the file is written with a note that it is a rough approximation.
@@ -52,14 +55,14 @@ Fit = Callable[[Arch, Any, int], tuple[bytes, dict[str, Any]]]
 
 
 def rescue(grid: np.ndarray, arch: Arch, raw: bytes, metrics: dict[str, Any], *, fit: Fit,
-           candidate: Any, init: Callable[[Arch], Any], epochs: int,
-           progress: Progress) -> tuple[Arch, bytes, dict[str, Any]]:
+           candidate: Any, init: Callable[[Arch], Any], epochs: int, progress: Progress,
+           fixed_arch: bool = False) -> tuple[Arch, bytes, dict[str, Any]]:
     """Return the network to store: the one given when it captured the shape, else the
     best of an escalation (see the module's docstring).
 
     ``fit(arch, weights, epochs)`` trains, quantizes and measures; ``candidate`` is the
     search's most accurate candidate (``None`` with ``--arch``); ``init(arch)`` gives fresh
-    weights.
+    weights; ``fixed_arch`` (``--arch``) keeps the network and escalates the budget only.
 
     Raises
     ------
@@ -71,10 +74,12 @@ def rescue(grid: np.ndarray, arch: Arch, raw: bytes, metrics: dict[str, Any], *,
         return arch, raw, metrics
     best = (arch, raw, metrics)
     tries: list[tuple[Arch, Callable[[], Any]]] = []
-    if candidate is not None and candidate.arch != arch:
-        tries.append((candidate.arch, lambda: candidate.weights))
-    wide = parse_arch(RESCUE_ARCH)
-    if wide != arch:
+    if fixed_arch:
+        tries.append((arch, lambda: init(arch)))
+    else:
+        if candidate is not None and candidate.arch != arch:
+            tries.append((candidate.arch, lambda: candidate.weights))
+        wide = parse_arch(RESCUE_ARCH)
         tries.append((wide, lambda: init(wide)))
     for net, start in tries:
         progress.note(f"IoU {best[2]['iou'] * 100:.2f} % is under {FAIL_IOU * 100:.0f} %: "
@@ -87,7 +92,7 @@ def rescue(grid: np.ndarray, arch: Arch, raw: bytes, metrics: dict[str, Any], *,
             progress.note(f"kept {best[0]} (IoU {best[2]['iou'] * 100:.2f} %)")
             _note_low(best[2], progress)
             return best
-    raise QualityError(_failure(grid, best[2]["iou"]))
+    raise QualityError(_failure(grid, best[2]["iou"], fixed_arch))
 
 
 def _note_low(metrics: dict[str, Any], progress: Progress) -> None:
@@ -97,7 +102,7 @@ def _note_low(metrics: dict[str, Any], progress: Progress) -> None:
                       "--resolution or --preset default captures more")
 
 
-def _failure(grid: np.ndarray, iou: float) -> str:
+def _failure(grid: np.ndarray, iou: float, fixed_arch: bool) -> str:
     """The one-line failure: what was measured, why it may be, what to try."""
     occupied = int(np.count_nonzero(grid))
     share = occupied / grid.size
@@ -106,5 +111,7 @@ def _failure(grid: np.ndarray, iou: float) -> str:
         why = (f"; only {occupied} of {grid.size:,} voxels are occupied: the shape is tiny "
                "in its bounding box (a stray far-away vertex or triangle?)")
     return (f"could not capture the shape: the best network reached IoU {iou * 100:.2f} %, "
-            f"under the {FAIL_IOU * 100:.0f} % floor, so no file was written{why}: try a "
-            "higher --resolution, --preset default, or --fill shell for a thin open surface")
+            f"under the {FAIL_IOU * 100:.0f} % floor, so no file was written{why}: try "
+            + ("a larger --arch, or leave --arch out to search" if fixed_arch else
+               "a higher --resolution, --preset default, or --fill shell for a thin open "
+               "surface"))
