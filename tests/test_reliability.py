@@ -433,3 +433,16 @@ def test_render_draws_the_bunny_upright(tmp_path: Path,
                              "--width", "80", "--height", "60")
     assert code == 0, err
     assert json.loads(out)["up"] == "y"
+
+
+def test_info_never_evaluates_the_network(coded_box: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("info evaluated the network")
+
+    for name in ("logits", "logit_grid", "occupancy_grid"):
+        monkeypatch.setattr(network, name, refuse)
+    code, _, err = run_cli(capsys, "info", coded_box)
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "info", coded_box, "--json")
+    assert code == 0, err
