@@ -240,6 +240,7 @@ def test_info_shows_odd_informative_keys(key: str, value: Any, tmp_path: Path,
     ["encode", "{mesh}", "-o", "/proc/x.occ"],
     ["decode", "{occ}", "-o", "/proc/x.ply"],
     ["decode", "{occ}", "-o", "/proc/x.npz"],
+    ["decode", "{occdir}", "-o", "/proc/sys"],
     ["render", "{occ}", "-o", "/proc/x.png"],
     ["eval", "{mesh}", "{occ}", "--errors", "/proc/x.ply"],
     ["batch", "{dir}", "-o", "/proc/batch-out"],
@@ -249,7 +250,7 @@ def test_unwritable_output_fails_before_work(argv: list[str], tmp_path: Path,
                                              coded_box: Path, box_mesh_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     fill = {"{mesh}": str(box_mesh_path), "{occ}": str(coded_box),
-            "{dir}": str(box_mesh_path.parent)}
+            "{dir}": str(box_mesh_path.parent), "{occdir}": str(coded_box.parent)}
     code, _, err = run_cli(capsys, *[fill.get(a, a) for a in argv])
     assert code == 3 and one_line(err), err
     assert "writ" in err or "cannot create" in err
