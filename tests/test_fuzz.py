@@ -7,7 +7,8 @@ insertions, deletions and truncations, half of them with the CRC recomputed so t
 damage reaches the parsers behind it. Each mutant goes through what ``info`` and ``decode``
 do: parse, the info record and table, the encoded grid, a mesh at 16^3.
 
-The assertions: any exception is an :class:`~occcodec.errors.OccError`; and every mutant
+The assertions: any exception is an :class:`~occcodec.errors.OccError` (a numpy
+``RuntimeWarning`` counts as an error: it prints lines before the message); and every mutant
 that decodes stayed inside the limits (the checks run before allocating, so the work done
 is bounded by them, not by the file). A watchdog (``SIGALRM``) turns a hang into a failure;
 it is a hang detector, not a speed test (speed is measured under ``tests/benchmarks``).
@@ -22,6 +23,7 @@ import contextlib
 import copy
 import json
 import signal
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -91,7 +93,9 @@ def exercise(data: bytes) -> str:
 
     Raises anything that is not an :class:`OccError` (the failure the fuzzers look for).
     """
-    with limits.raised(**FUZZ_LIMITS), watchdog():
+    with limits.raised(**FUZZ_LIMITS), watchdog(), warnings.catch_warnings():
+        # a numpy RuntimeWarning is several lines on stderr before the one-line error
+        warnings.simplefilter("error", RuntimeWarning)
         try:
             coded = decoder.load(data)
             record = decoder.info_record(coded, "mutant.occ")
@@ -194,7 +198,8 @@ def _random_mutant(rng: np.random.Generator) -> bytes:
                            "levels": 99}, [{"units": 4096, "activation": "relu"}] * 63]
         for _ in range(int(rng.integers(1, 4))):
             path = PATHS[int(rng.integers(len(PATHS)))]
-            value = pool[int(rng.integers(len(pool)))]
+            # a copy: the pool's own lists and maps must not end up inside each other
+            value = copy.deepcopy(pool[int(rng.integers(len(pool)))])
             _set(header, path, value, delete=bool(rng.random() < 0.15))
         repeat = "grid" if rng.random() < 0.05 else None
         return _pack(header, parsed.weights, repeat)
