@@ -49,3 +49,13 @@ class LimitError(OccError):
     """
 
     exit_code = 5
+
+
+class QualityError(OccError):
+    """The encoder could not capture the shape: the decoded file would not be the shape.
+
+    Raised instead of writing a file that decodes to nothing (or to a fraction of the
+    shape); the message says what was measured and what to try.
+    """
+
+    exit_code = 1

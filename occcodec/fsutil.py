@@ -92,23 +92,50 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or type(exc).__name__
 
 
-def check_output_path(path: str | os.PathLike[str], force: bool) -> Path:
-    """Validate that ``path`` can be written.
+def check_writable_dir(directory: str | os.PathLike[str]) -> Path:
+    """Check that files can be created in ``directory`` by creating and removing a probe.
+
+    Creating a file is the only reliable test: ``os.access`` is wrong for root, ACLs,
+    read-only mounts and pseudo file systems such as ``/proc`` (which list as directories
+    but refuse new files). Every command that writes calls this (through
+    :func:`check_output_path`) before any work, so an unwritable target fails in a second,
+    not after minutes of training.
 
     Raises
     ------
     OutputError
-        If the parent directory does not exist, the path is a directory, or the file exists
-        and ``force`` is false.
+        If ``directory`` is missing, not a directory, or refuses a new file.
+    """
+    d = Path(directory) if str(directory) else Path(".")
+    if not d.is_dir():
+        raise OutputError(f"output directory {str(d)!r} does not exist: create it first")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".occcodec-probe-", suffix=".tmp", dir=d)
+    except OSError as exc:
+        raise OutputError(f"output directory {str(d)!r} is not writable ({_reason(exc)}): "
+                          "choose another output or fix its permissions") from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+    return d
+
+
+def check_output_path(path: str | os.PathLike[str], force: bool) -> Path:
+    """Validate that ``path`` can be written: its directory takes a new file
+    (:func:`check_writable_dir`), it is not a directory, and it exists only with ``force``.
+
+    Raises
+    ------
+    OutputError
+        If the parent directory does not exist or is not writable, the path is a directory,
+        or the file exists and ``force`` is false.
     """
     p = Path(path)
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"output directory {str(parent)!r} does not exist: create it first")
     if p.is_dir():
         raise OutputError(f"output {str(p)!r} is a directory: give a file name")
     if p.exists() and not force:
         raise OutputError(f"output {str(p)!r} already exists: use --force to overwrite it")
+    check_writable_dir(p.parent if str(p.parent) else Path("."))
     return p
 
 

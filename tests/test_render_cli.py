@@ -128,7 +128,9 @@ def test_caption_and_up_axis(tmp_path: Path) -> None:
     assert caption(0.98765, "IoU", a, b, 1234) == (
         "IoU 98.77 %   |   a.obj 10,000 B  ->  a.occ 400 B (25x smaller), 1,234 params")
     assert guess_up("x.GLB") == "y" and guess_up("x.gltf") == "y"
-    assert guess_up("x.obj") == "z" and guess_up("x.stl") == "z" and guess_up(None) == "z"
+    # OBJ, PLY and OFF are y-up by convention now (the bunny lay on its back when they were z)
+    assert guess_up("x.obj") == "y" and guess_up("x.ply") == "y" and guess_up("x.off") == "y"
+    assert guess_up("x.stl") == "z" and guess_up(None) == "z"
 
 
 def test_render_needs_no_tensorflow(monkeypatch: pytest.MonkeyPatch,

@@ -37,9 +37,15 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Exit 0 when nothing failed, 1 otherwise (130 on Ctrl-C)."""
-    from occcodec.batch.run import (available_memory, encode_tree, prepare_dirs,
-                                    print_summary, resolve_jobs)
+    from occcodec.batch.run import (
+        available_memory,
+        encode_tree,
+        prepare_dirs,
+        print_summary,
+        resolve_jobs,
+    )
     from occcodec.encoder.pipeline import default_threads
+    from occcodec.fsutil import check_writable_dir
 
     if args.engine == "ray":
         from occcodec.batch.workers import import_ray
@@ -54,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         + (f" and {memory / 2**30:.0f} GiB free" if memory else ""))
     opts = encode_options(args, threads).resolved()  # bad options: now, not per shape
     src, dst = prepare_dirs(args.input, args.output)
+    check_writable_dir(dst)  # a read-only output fails now, not after the first encode
     records, summary = encode_tree(src, dst, opts, jobs=jobs, threads=threads,
                                    engine=args.engine, address=args.address, force=args.force,
                                    quiet=args.quiet,

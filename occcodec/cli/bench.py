@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from occcodec.cli.options import add_encode_options, encode_options, int_range
@@ -73,9 +74,21 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from occcodec.fsutil import check_writable_dir
     from occcodec.tools.bench import BenchSettings, bench
-    from occcodec.tools.bench.report import count_sentence, md_cell, size_counts, summary
+    from occcodec.tools.bench.report import (
+        count_sentence,
+        md_cell,
+        size_counts,
+        summary,
+    )
+    from occcodec.tools.bench.runner import list_shapes
 
+    # the inputs first, then the report folder (or the folder it will be made in), both
+    # before the first encode
+    list_shapes(args.directory)
+    report = Path(args.output)
+    check_writable_dir(report if report.is_dir() else report.parent)
     err = Console(stderr=True)
     settings = BenchSettings(encode_options(args), args.with_paper, args.force, args.quiet,
                              args.points,

@@ -39,6 +39,12 @@ def run(args: argparse.Namespace) -> int:
 
     if Path(args.input).is_dir():
         from occcodec.batch.run import decode_directory
+        from occcodec.fsutil import check_writable_dir
+
+        out = Path(args.output)
+        # an existing output folder must take files; a new one is made (or refused) next
+        if out.is_dir():
+            check_writable_dir(out)
 
         return decode_directory(args.input, args.output, args.format or "ply", args.resolution,
                                 args.force, jobs=args.jobs, quiet=args.quiet,

@@ -25,13 +25,16 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Encode, then write the file atomically."""
     from occcodec.api import encode_result
-    from occcodec.fsutil import atomic_write_bytes, check_output_path
+    from occcodec.fsutil import atomic_write_bytes, check_input_file, check_output_path
     from occcodec.progress import RichProgress
 
     out = Path(args.output) if args.output else Path(args.input).with_suffix(".occ")
     if out.suffix.lower() != ".occ":
         raise UsageError(f"output {str(out)!r} must end in .occ")
-    check_output_path(out, args.force)  # fail before minutes of training, not after
+    # The input first (a missing input is the first thing to fix), then the output, both
+    # before minutes of training.
+    check_input_file(args.input)
+    check_output_path(out, args.force)
     progress = RichProgress(quiet=args.quiet)
     try:
         res = encode_result(args.input, progress=progress, **encode_kwargs(args))

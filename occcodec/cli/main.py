@@ -2,7 +2,9 @@
 
 Results go to stdout (``--json`` for machines); progress and notes go to stderr. Any
 :class:`~occcodec.errors.OccError` becomes one line on stderr and a non-zero exit code; a
-traceback is shown only with ``--debug`` (before or after the command name).
+traceback is shown only with ``--debug`` (before or after the command name). ``--limit
+NAME=VALUE`` (repeatable, also before or after the command) changes a resource limit of
+:mod:`occcodec.format.limits`.
 """
 
 from __future__ import annotations
@@ -14,9 +16,13 @@ from typing import NoReturn
 
 from occcodec import __version__
 from occcodec.cli import batch, bench, decode, encode, eval, info, render
-from occcodec.errors import OccError, UsageError
+from occcodec.errors import LimitError, OccError, UsageError
+from occcodec.format import limits
 
-__all__ = ["EXIT_INTERNAL", "EXIT_INTERRUPTED", "COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "build_parser", "main"]
+
+_LIMIT_HELP = ("raise a resource limit (repeatable): file, params, grid, work, memory, "
+               "e.g. --limit grid=2048 (see README, 'Limits and errors')")
 
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70
@@ -49,12 +55,34 @@ def build_parser() -> argparse.ArgumentParser:
         "architecture search, stored in a small .occ file."))
     parser.add_argument("--version", action="version", version=f"occcodec {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
+                        help=_LIMIT_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module in COMMANDS.values():
         p = module.add_parser(sub)
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                        help="show tracebacks on errors")
+        # its own dest: a subparser's value would replace the one given before the command
+        p.add_argument("--limit", action="append", dest="limit_after", default=[],
+                       metavar="NAME=VALUE", help=_LIMIT_HELP)
     return parser
+
+
+def apply_limits(args: argparse.Namespace) -> None:
+    """Raise (or lower) the resource limits named by ``--limit``, before or after the command.
+
+    Raises
+    ------
+    UsageError
+        On an unknown name or a value that is not a positive integer.
+    """
+    try:
+        changes = dict(limits.parse_assignment(text) for text in
+                       [*getattr(args, "limit", []), *getattr(args, "limit_after", [])])
+    except LimitError as exc:  # a mistyped option is a usage error (exit 2), not a budget
+        raise UsageError(str(exc)) from None
+    if changes:
+        limits.set_limits(**changes)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             build_parser().print_help(sys.stderr)
             return 2
+        apply_limits(args)
         return int(COMMANDS[args.command].run(args))
     except OccError as exc:
         if debug:

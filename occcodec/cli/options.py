@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["add_encode_options", "emit", "encode_kwargs", "encode_options", "int_range",
+__all__ = ["add_encode_options", "arch_spec", "emit", "encode_kwargs", "encode_options", "int_range",
            "print_table"]
 
 
@@ -34,6 +34,16 @@ def int_range(lo: int, hi: int | None = None, what: str = "value") -> Callable[[
     return conv
 
 
+def arch_spec(text: str) -> str:
+    """An argparse ``type`` for ``--arch``: a non-empty spec (an empty one used to be taken
+    for "search", silently)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            'is empty: give layers such as "pe4,24:swish,24:swish", or leave --arch out to '
+            "search")
+    return text
+
+
 def add_encode_options(p: argparse.ArgumentParser) -> None:
     """Options shared by ``encode``, ``batch`` and ``bench`` (one code path, the same bytes)."""
     from occcodec.encoder.presets import PRESETS
@@ -54,7 +64,7 @@ def add_encode_options(p: argparse.ArgumentParser) -> None:
                    help="random seed; same input + seed + threads = same file (default 0)")
     g.add_argument("--threads", type=int_range(1, 1024, "threads"), default=0, metavar="N",
                    help="TensorFlow CPU threads; results depend on it (default: one per core)")
-    g.add_argument("--arch", metavar="SPEC",
+    g.add_argument("--arch", metavar="SPEC", type=arch_spec,
                    help='skip the search and train this network, e.g. "pe4,24:swish,24:swish"')
     g.add_argument("--max-params", type=int_range(20, 10**7, "max-params"), metavar="N",
                    help="cap the searched networks' parameter count")

@@ -24,8 +24,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="output .png")
     p.add_argument("--view", choices=list(VIEWS), default="iso", help="camera (default iso)")
     p.add_argument("--up", choices=["auto", *UP_AXES], default="auto",
-                   help="the shape's up axis (default auto: y for glTF, else z; many OBJ "
-                        "files need --up y)")
+                   help="the shape's up axis (default auto: the file format's convention, y "
+                        "for glTF, OBJ, PLY and OFF, z for STL, unless the shape is clearly "
+                        "bottom-heavy along the other of y and z)")
     p.add_argument("--width", type=PIXELS, help="pixels (default 800, 1600 with --compare)")
     p.add_argument("--height", type=PIXELS, help="pixels (default 600, 700 with --compare)")
     p.add_argument("--compare", metavar="MESH",

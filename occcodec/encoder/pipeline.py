@@ -15,6 +15,7 @@ import numpy as np
 
 from occcodec import __version__
 from occcodec.encoder.presets import PRESETS, EncodeOptions, Preset, default_threads
+from occcodec.encoder.rescue import rescue
 from occcodec.errors import UsageError
 from occcodec.format import container, network
 from occcodec.format.arch import Arch, parse_arch
@@ -98,6 +99,8 @@ def encode_shape(shape: Shape, source_sha256: bytes, options: EncodeOptions,
     ------
     UsageError
         On a bad option, or when no searched network fits ``--max-params``.
+    QualityError
+        When no network captures the shape (:func:`occcodec.encoder.rescue.rescue`).
     """
     progress = progress or Progress()
     opts = options.resolved()
@@ -125,6 +128,7 @@ def encode_shape(shape: Shape, source_sha256: bytes, options: EncodeOptions,
 
     candidates: list[dict[str, Any]] = []
     fallback: Any = None  # the search's most accurate candidate, when not the one picked
+    most_accurate: Any = None  # the same, for rescue(), whatever the preset
     if opts.arch:
         arch = parse_arch(opts.arch)
         start = tr.init_weights(arch, rng)
@@ -146,10 +150,11 @@ def encode_shape(shape: Shape, source_sha256: bytes, options: EncodeOptions,
         most_accurate = max(found, key=lambda c: c.accuracy)
         if preset.retry_below is not None and most_accurate.arch != best.arch:
             fallback = most_accurate
-    def fit(net: Arch, weights: Any) -> tuple[bytes, dict[str, Any]]:
+    def fit(net: Arch, weights: Any, epochs: int | None = None) -> tuple[bytes, dict[str, Any]]:
         """The final training, then quantization and the decoder's own measurement."""
-        progress.stage("train", preset.final_epochs)
-        trained = tr.train(net, weights, samples, preset.final_epochs, rng, lr=preset.final_lr,
+        epochs = epochs or preset.final_epochs
+        progress.stage("train", epochs)
+        trained = tr.train(net, weights, samples, epochs, rng, lr=preset.final_lr,
                            keep_best=True, on_epoch=epoch_hook, final_lr=preset.final_lr_end)
         progress.stage("quantize")
         stored = quantize(trained.weights, opts.quant)
@@ -167,6 +172,10 @@ def encode_shape(shape: Shape, source_sha256: bytes, options: EncodeOptions,
         if metrics2["iou"] > metrics["iou"]:
             arch, raw, metrics = fallback.arch, raw2, metrics2
         progress.note(f"kept {arch} (IoU {metrics['iou'] * 100:.2f} %)")
+    arch, raw, metrics = rescue(grid, arch, raw, metrics, fit=fit, candidate=most_accurate,
+                                 init=lambda net: tr.init_weights(net, rng),
+                                 epochs=preset.final_epochs, progress=progress,
+                                 fixed_arch=bool(opts.arch))
     header = build_header(
         encoder=f"occcodec {__version__}", arch=arch, grid=grid.shape, center=shape.center,
         scale=shape.scale, fill=shape.fill, quant=opts.quant, raw_bytes=len(raw),

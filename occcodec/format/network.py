@@ -26,6 +26,12 @@ Axes = Sequence[np.ndarray]
 CHUNK_POINTS = 1 << 14
 
 
+# Extreme weights (a damaged or hostile file) overflow float32 to inf, and inf - inf gives
+# NaN: both are intended IEEE results (NaN > 0 is False, an empty voxel), so numpy's
+# multi-line RuntimeWarnings would only bury the caller's one-line message.
+# (One errstate object per function: a decorator's object must not be entered twice at once.)
+
+
 def _as_axes(axes: Axes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The three per-axis coordinate vectors as float32 (a no-op for the frame's own)."""
     if len(axes) != 3:
@@ -100,6 +106,7 @@ def _activate(x: np.ndarray, name: str) -> np.ndarray:
     return activation(name)(x)
 
 
+@np.errstate(over="ignore", invalid="ignore")
 def logits(arch: Arch, weights: Weights, points: np.ndarray) -> np.ndarray:
     """Pre-sigmoid outputs for ``points`` (N, 3) in normalised coordinates; float32 (N,)."""
     h = positional_encoding(np.asarray(points, dtype=np.float32), arch.pe_levels)
@@ -146,6 +153,7 @@ def _axis_terms(arch: Arch, kernel: np.ndarray, axes: Axes) -> list[np.ndarray]:
     return terms
 
 
+@np.errstate(over="ignore", invalid="ignore")
 def logit_grid(arch: Arch, weights: Weights, axes: Axes) -> np.ndarray:
     """Logits at every point of the grid ``axes``, float32 ``(len(x), len(y), len(z))``.
 

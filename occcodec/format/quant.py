@@ -112,7 +112,10 @@ class Int8Scheme(Scheme):
     def dequantize(self, reader: _Reader, fan_in: int,
                    fan_out: int) -> tuple[np.ndarray, np.ndarray]:
         scales = reader.take("<f4", fan_out if self.per_channel else 1)
-        kernel = (reader.take("<i1", fan_in * fan_out).reshape(fan_in, fan_out) * scales)
+        # a damaged scale (3e38) times 127 overflows to inf: the IEEE result is intended,
+        # numpy's RuntimeWarning is not (the network's evaluation copes with inf)
+        with np.errstate(over="ignore", invalid="ignore"):
+            kernel = (reader.take("<i1", fan_in * fan_out).reshape(fan_in, fan_out) * scales)
         return kernel, reader.take("<f2", fan_out)
 
 

@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from occcodec.errors import InputError, OutputError
+from occcodec.errors import InputError, LimitError, OutputError
+from occcodec.format import limits
 from occcodec.fsutil import (
     atomic_open,
     atomic_write_bytes,
@@ -63,6 +65,8 @@ BINVOX_MAGIC = b"#binvox"
 _BINVOX_MAX_RUN = 255
 #: A header is a handful of short lines; anything longer is not a binvox file.
 _BINVOX_MAX_HEADER_LINES = 32
+#: Bytes read to find the header before the file's size is checked against its dims.
+_BINVOX_HEADER_BYTES = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -147,15 +151,52 @@ def read_npz(path: str | os.PathLike[str]) -> np.ndarray:
                     f"{str(p)!r} holds arrays {names} but none named '{NPZ_KEY}':"
                     f" save the grid under the key '{NPZ_KEY}'"
                 )
+            _check_npy_header(npz.zip, key, f"{str(p)!r}")  # before a byte of data is read
             array = npz[key]
-    except InputError:
+    except (InputError, LimitError):
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise InputError(
             f"{str(p)!r} is not a readable .npz file ({type(exc).__name__}):"
             " save it with numpy.savez"
         ) from exc
     return validate_grid(array, f"{str(p)!r}")
+
+
+def _check_npy_header(archive: zipfile.ZipFile, key: str, where: str) -> None:
+    """Check the shape and dtype an ``.npz`` member declares, before numpy allocates it.
+
+    numpy allocates what the ``.npy`` header declares and only then reads: a 300-byte file
+    declaring 100000^3 float64 would ask for 8 PB (a MemoryError at best, the OOM killer at
+    worst). The dimensions must be voxel-file dimensions (``MIN_DIM..MAX_DIM``) and the
+    array plus its bool copy within the ``memory`` limit.
+
+    Raises
+    ------
+    InputError
+        If the member is not a 3-D numeric array of allowed dimensions.
+    LimitError
+        If loading it would need more than the ``memory`` limit.
+    """
+    # a member without the .npy suffix is read whole by numpy: it must be an array too
+    member = f"{key}.npy" if f"{key}.npy" in archive.namelist() else key
+    with archive.open(member) as fh:
+        version = np.lib.format.read_magic(fh)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, _, dtype = read_header(fh, max_header_size=1 << 16)
+    if dtype.hasobject:  # numpy would refuse it too, without allow_pickle
+        raise InputError(f"{where} is not a readable .npz file (it holds pickled objects):"
+                         " save the grid with numpy.savez")
+    if len(shape) != 3:
+        raise InputError(f"{where}: expected a 3-D occupancy grid, got {len(shape)}-D shape "
+                         f"{tuple(shape)}")
+    if dtype.kind not in "biuf":
+        raise InputError(f"{where}: grid has non-numeric dtype {dtype}: store 0/1 values")
+    _check_dims(tuple(shape), where)
+    voxels = int(np.prod(shape, dtype=np.int64))
+    limits.check("memory", voxels * (dtype.itemsize + 1), f"loading the {'x'.join(map(str, shape))} "
+                 f"{dtype} grid of {where}")
 
 
 def write_npz(path: str | os.PathLike[str], grid: np.ndarray, force: bool = False) -> Path:
@@ -286,7 +327,18 @@ def read_binvox(path: str | os.PathLike[str]) -> np.ndarray:
         :func:`validate_grid`.
     """
     where = f"{str(Path(path))!r}"
-    _, grid = decode_binvox(read_input_bytes(path), where)
+    p = check_input_file(path)
+    # The header first: its dims bound the file (at most 2 bytes of run-length data per
+    # voxel), so a huge or endless file is refused before it is read into memory.
+    with open(p, "rb") as fh:
+        head = fh.read(_BINVOX_HEADER_BYTES)
+    header = _parse_binvox_header(head, where)
+    _check_dims(header.dims, where)
+    most = header.data_offset + 2 * int(np.prod(header.dims, dtype=np.int64))
+    if p.stat().st_size > most:
+        raise InputError(f"{where}: binvox data is corrupt ({p.stat().st_size:,} bytes, more "
+                         f"than dim {' '.join(map(str, header.dims))} can hold)")
+    _, grid = decode_binvox(read_input_bytes(p), where)
     return validate_grid(grid, where)
 
 

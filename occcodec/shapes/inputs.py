@@ -153,7 +153,43 @@ def load_mesh(path: str | os.PathLike[str]) -> trimesh.Trimesh:
         raise InputError(f"{where} has NaN or infinite vertex coordinates: repair the mesh")
     if faces.min() < 0 or faces.max() >= len(vertices):
         raise InputError(f"{where} has faces that index missing vertices: repair the mesh")
-    return trimesh.Trimesh(vertices=vertices, faces=faces, process=True, validate=False)
+    faces, dropped = drop_far_faces(vertices, faces)
+    with warnings.catch_warnings():
+        # merging a far-off vertex (1e30) overflows trimesh's integer rounding: a warning
+        # about its cast, not ours to show (unused vertices are dropped by the merge)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=True, validate=False)
+    if dropped:
+        mesh.metadata[NOTE_KEY] = (
+            f"dropped {dropped} face(s) reaching vertices more than {FAR_FACTOR:g} times the "
+            "shape's size away (stray vertices would shrink the shape to a dot)")
+    return mesh
+
+
+#: A vertex this many times the size of the shape's robust box (the 1st..99th percentile of
+#: the used vertices, per axis) away from its centre is a stray: one vertex at 1e30 in an OBJ
+#: made the frame 1e30 wide and the shape one voxel. Real parts are never this far out
+#: (an antenna or a ground plane is a few times the body, not a thousand).
+FAR_FACTOR = 1000.0
+#: ``mesh.metadata`` key of a note on what loading changed (shown by the encoder).
+NOTE_KEY = "occcodec_note"
+
+
+def drop_far_faces(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, int]:
+    """``faces`` without those reaching a stray far-off vertex (:data:`FAR_FACTOR`), and how
+    many were dropped. Unused vertices need nothing: trimesh's merge drops them."""
+    if len(faces) == 0:
+        return faces, 0
+    used = vertices[np.unique(faces)]
+    lo, hi = np.percentile(used, [1.0, 99.0], axis=0)
+    size = float((hi - lo).max())
+    if not size > 0:
+        return faces, 0
+    far = np.abs(vertices - (lo + hi) / 2.0).max(axis=1) > FAR_FACTOR * size
+    bad = far[faces].any(axis=1)
+    if not bad.any() or bad.all():
+        return faces, 0
+    return faces[~bad], int(bad.sum())
 
 
 def _concatenate(meshes: list[trimesh.Trimesh]) -> tuple[np.ndarray, np.ndarray]:
@@ -222,6 +258,9 @@ def shape_from_mesh(mesh: "trimesh.Trimesh", resolution: int = 128, fill: str = 
     resolution = frame.check_encode_resolution(resolution)
     fill = frame.check_fill(fill)
     grid, center, scale, fill_used, note = voxelize(mesh, int(resolution), fill)
+    loaded = getattr(mesh, "metadata", {}).get(NOTE_KEY)
+    if loaded:
+        note = f"{loaded}; {note}" if note else loaded
     return Shape(
         occupancy=grid,
         center=center,
