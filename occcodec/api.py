@@ -169,14 +169,16 @@ class DecodedShape:
 
         return decoder.voxels(self._coded, resolution)
 
-    def mesh(self, resolution: int | None = None) -> trimesh.Trimesh:
+    def mesh(self, resolution: int | None = None,
+             drop_specks: float | None = 1e-3) -> trimesh.Trimesh:
         """Marching cubes of the decoded field at P = 0.5, in world coordinates, outward
-        normals. Empty (no faces) when nothing is occupied."""
+        normals; components smaller than ``drop_specks`` of the largest's volume are dropped
+        (None or 0 keeps them all). Empty (no faces) when nothing is occupied."""
         import trimesh
 
         from occcodec import decoder
 
-        verts, faces = decoder.mesh_arrays(self._coded, resolution)
+        verts, faces = decoder.mesh_arrays(self._coded, resolution, drop_specks=drop_specks)
         return trimesh.Trimesh(verts, faces, process=False)
 
     def _logits(self, points: Any) -> np.ndarray:

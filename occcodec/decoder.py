@@ -248,10 +248,13 @@ def mesh_arrays(coded: Coded, resolution: int | None = None, *, sparse: bool | N
 
 
 def write_output(coded: Coded, path: str | os.PathLike[str], resolution: int | None = None,
-                 force: bool = False) -> dict[str, int]:
+                 force: bool = False,
+                 drop_specks: float | None = SPECK_FRACTION) -> dict[str, int]:
     """Decode to ``path``; the extension picks a mesh or a voxel format. Written atomically.
 
-    Returns counts for the report (``voxels`` occupied, or ``vertices``/``faces``).
+    A mesh drops components smaller than ``drop_specks`` of the largest (default
+    :data:`SPECK_FRACTION`; None or 0 keeps them all). Returns counts for the report
+    (``voxels`` occupied, or ``vertices``/``faces``).
 
     Raises
     ------
@@ -277,7 +280,7 @@ def write_output(coded: Coded, path: str | os.PathLike[str], resolution: int | N
         return {"voxels": int(grid.sum())}
     import trimesh
 
-    verts, faces = mesh_arrays(coded, resolution)
+    verts, faces = mesh_arrays(coded, resolution, drop_specks=drop_specks)
     mesh = trimesh.Trimesh(verts, faces, process=False)
     with atomic_output(path, force) as tmp:
         mesh.export(tmp, file_type=ext[1:])

@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from occcodec.cli.options import emit, int_range
+from occcodec.cli.options import emit, fraction, int_range
+from occcodec.decoder import SPECK_FRACTION
 from occcodec.errors import UsageError
 from occcodec.shapes.frame import MAX_DECODE_RESOLUTION, MIN_DECODE_RESOLUTION
 
@@ -21,6 +22,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                         ".npz .binvox (voxels); for a directory input, an output directory")
     p.add_argument("--resolution", type=int_range(MIN_DECODE_RESOLUTION, MAX_DECODE_RESOLUTION, "resolution"), metavar="R",
                    help="decode at another resolution (longest axis); default: as encoded")
+    p.add_argument("--drop-specks", type=fraction, default=SPECK_FRACTION, metavar="FRACTION",
+                   help="drop mesh components smaller than FRACTION of the largest's volume "
+                        f"(default {SPECK_FRACTION:g}; 0 keeps every component)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     g = p.add_argument_group("directory input (decode every .occ under it into -o OUT_DIR)")
@@ -54,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
                          "extension picks the format")
     t0 = time.perf_counter()
     coded = decoder.read(args.input)
-    counts = decoder.write_output(coded, args.output, args.resolution, args.force)
+    counts = decoder.write_output(coded, args.output, args.resolution, args.force,
+                                  drop_specks=args.drop_specks)
     secs = time.perf_counter() - t0
     record = {"output": args.output, **counts, "seconds": round(secs, 3)}
     what = ", ".join(f"{v:,} {k}" for k, v in counts.items())

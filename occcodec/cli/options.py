@@ -44,6 +44,17 @@ def arch_spec(text: str) -> str:
     return text
 
 
+def fraction(text: str) -> float:
+    """An argparse ``type``: a number in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is outside [0, 1)")
+    return value
+
+
 def add_encode_options(p: argparse.ArgumentParser) -> None:
     """Options shared by ``encode``, ``batch`` and ``bench`` (one code path, the same bytes)."""
     from occcodec.encoder.presets import PRESETS
