@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["add_encode_options", "arch_spec", "emit", "encode_kwargs", "encode_options", "int_range",
+__all__ = ["add_encode_options", "arch_spec", "emit", "fraction", "encode_kwargs", "encode_options", "int_range",
            "print_table"]
 
 
