@@ -218,12 +218,13 @@ class CtxGrid(Baseline):
 
 
 def _draco_decode_grid(blob: bytes, ref: Ref) -> tuple[Any, np.ndarray, float]:
-    """Decode a Draco blob, time it, and voxelize the mesh in the reference's frame with the
-    reference's fill (the way every mesh baseline gets its voxel figures)."""
+    """Decode a Draco blob, time it, and take the centre rule of the mesh in the reference's
+    frame with the reference's fill (the way every mesh baseline gets its voxel figures: the
+    same rule as the reference, README "Which rule every figure uses")."""
     import DracoPy  # type: ignore[import-not-found]
     import trimesh
 
-    from occcodec.shapes.voxelize import voxelize_in_frame
+    from occcodec.shapes.inside import centre_grid
 
     t0 = time.perf_counter()
     decoded = DracoPy.decode(blob)
@@ -231,7 +232,7 @@ def _draco_decode_grid(blob: bytes, ref: Ref) -> tuple[Any, np.ndarray, float]:
     dv = np.asarray(decoded.points, dtype=np.float64).reshape(-1, 3)
     df = np.asarray(decoded.faces, dtype=np.int64).reshape(-1, 3)
     mesh = trimesh.Trimesh(dv, df, process=False)
-    grid = voxelize_in_frame(mesh, ref.center, ref.scale, ref.grid.shape[0], ref.fill)
+    grid = centre_grid(mesh, ref.center, ref.scale, ref.grid.shape, ref.fill)
     return mesh, grid, dec
 
 

@@ -107,6 +107,11 @@ class _Runner:
         secs = time.perf_counter() - t0
         grid = np.asarray(shape.occupancy, dtype=bool)
         mesh = shape.mesh if shape.source_kind == "mesh" else None
+        if mesh is not None:  # mesh inputs: the centre rule, the encoder's truth
+            from occcodec.shapes.inside import centre_grid
+
+            gf = shape.grid_frame
+            grid = centre_grid(mesh, gf.center, gf.scale, gf.shape, shape.fill)  # type: ignore[arg-type]
         cx, cy, cz = (float(c) for c in shape.center)
         return Ref(name, path, grid, mesh, (cx, cy, cz), float(shape.scale), shape.fill, secs)
 
