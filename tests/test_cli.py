@@ -79,7 +79,12 @@ def test_decode_voxels_matches_recorded_iou(encoded: Path, box_mesh_path: Path, 
     out = tmp_path / "box.npz"
     assert run(capsys, "decode", encoded, "-o", out)[0] == 0
     pred = np.load(out)["occupancy"].astype(bool)
-    ref = load_shape(box_mesh_path, resolution=24).occupancy
+    # mesh inputs are measured against the centre rule (winding number at voxel centres)
+    from occcodec.shapes.inside import centre_grid
+
+    shape = load_shape(box_mesh_path, resolution=24)
+    gf = shape.grid_frame
+    ref = centre_grid(shape.mesh, gf.center, gf.scale, gf.shape, shape.fill)
     iou = (pred & ref).sum() / (pred | ref).sum()
     assert iou == pytest.approx(decoder.read(encoded).header.metrics["iou"], abs=1e-12)
 
@@ -158,7 +163,7 @@ def test_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str], box_mesh
         (["encode", nan, "-o", out], "nan"),
         (["encode", nofaces, "-o", out], "face"),
         (["encode", flat, "-o", out, "--fill", "solid"], "flat"),
-        (["encode", box_mesh_path, "-o", out, "--resolution", "600"], "resolution"),
+        (["encode", box_mesh_path, "-o", out, "--resolution", "1100"], "resolution"),
         (["encode", box_mesh_path, "-o", out, "--resolution", "8"], "resolution"),
         (["encode", box_mesh_path, "-o", tmp_path / "nodir" / "x.occ"], "does not exist"),
         (["encode", box_mesh_path, "-o", out, "--arch", "32:tanh"], "bad layer"),
@@ -224,8 +229,9 @@ def test_low_iou_retries_the_most_accurate_candidate(box_mesh_path: Path,
 
     from occcodec.encoder import pipeline as encoder
 
-    # seed 4: the search's most accurate candidate is not the one its reward picks
-    opts = encoder.EncodeOptions(preset="fast", resolution=20, threads=1, seed=4)
+    # seed 0: the search's most accurate candidate is not the one its reward picks (seed 4
+    # was, before mesh inputs trained on points drawn from the mesh)
+    opts = encoder.EncodeOptions(preset="fast", resolution=20, threads=1, seed=0)
     plain = encoder.encode(box_mesh_path, opts)
     fast = encoder.PRESETS["fast"]
     monkeypatch.setitem(encoder.PRESETS, "fast", dataclasses.replace(fast, retry_below=1.01))

@@ -87,9 +87,11 @@ def test_voxel_space_frame_puts_voxel_i_on_i_to_i_plus_1() -> None:
 
 
 def test_limits_and_fill_names() -> None:
-    assert frame.check_encode_resolution(16) == 16 and frame.check_encode_resolution(512) == 512
-    with pytest.raises(UsageError, match="resolution 513 is outside 16..512"):
-        frame.check_encode_resolution(513)
+    # meshes train on points, so --resolution goes to 1024; voxel files stop at MAX_DIM
+    assert frame.check_encode_resolution(16) == 16 and frame.check_encode_resolution(1024) == 1024
+    with pytest.raises(UsageError, match="resolution 1025 is outside 16..1024"):
+        frame.check_encode_resolution(1025)
+    assert frame.MAX_DIM == 512
     with pytest.raises(UsageError, match="is not an integer"):
         frame.check_encode_resolution(True)
     assert frame.check_decode_resolution(1024) == 1024
@@ -186,10 +188,10 @@ def test_every_mesh_path_gives_a_solid_ball_positive_volume(
 ) -> None:
     from conftest import run_cli
 
-    from occcodec.tools.pictures import render_file
     from occcodec.encoder.pipeline import EncodeOptions
     from occcodec.tools import bench, render
     from occcodec.tools.evaluate import grid_mesh
+    from occcodec.tools.pictures import render_file
 
     volumes: dict[str, float] = {}
     center, scale = (5.0, -3.0, 2.0), 2.5

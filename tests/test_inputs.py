@@ -227,9 +227,10 @@ def test_load_shape_mesh_frame(tmp_path: Path) -> None:
 def test_load_shape_usage_errors(tmp_path: Path) -> None:
     p = tmp_path / "box.ply"
     trimesh.creation.box().export(p)
-    with pytest.raises(UsageError, match="resolution 600 is outside 16..512"):
-        load_shape(p, resolution=600)
-    with pytest.raises(UsageError, match="resolution 15 is outside 16..512"):
+    # meshes go up to 1024 (issue 11: learnt from the mesh, measured at any R)
+    with pytest.raises(UsageError, match="resolution 1100 is outside 16..1024"):
+        load_shape(p, resolution=1100)
+    with pytest.raises(UsageError, match="resolution 15 is outside 16..1024"):
         load_shape(p, resolution=15)
     with pytest.raises(UsageError, match="fill 'full' is not one of auto, solid, shell"):
         load_shape(p, fill="full")

@@ -208,8 +208,8 @@ def test_resolution_512_solid() -> None:
 
 def test_refusals() -> None:
     box = trimesh.creation.box()
-    with pytest.raises(UsageError, match="resolution 600 is outside 16..512"):
-        voxelize(box, 600)
+    with pytest.raises(UsageError, match="resolution 1100 is outside 16..1024"):
+        voxelize(box, 1100)
     with pytest.raises(UsageError, match="resolution 8 is outside"):
         voxelize(box, 8)
     with pytest.raises(UsageError, match="fill 'filled'"):

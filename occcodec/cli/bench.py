@@ -12,7 +12,7 @@ from occcodec.cli.options import add_encode_options, encode_options, int_range
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Add ``bench`` to the subparsers."""
     from occcodec.tools.bench.baselines import choices
-    from occcodec.tools.bench.context import AUTO_CENTRES_ABOVE, REFERENCE_RULES
+    from occcodec.tools.bench.context import REFERENCE_RULES
 
     p = sub.add_parser(
         "bench", help="compare occcodec with NI-arch, grid coders, Draco and decimation+Draco "
@@ -38,8 +38,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--reference", choices=REFERENCE_RULES, default="auto",
                    help="the grid every method is measured against, for meshes: 'encoder' "
                         "(the encoder's conservative voxelization), 'centres' (the mesh's "
-                        "winding-number inside at the voxel centres); 'auto' (default): "
-                        f"encoder up to --resolution {AUTO_CENTRES_ABOVE}, centres above")
+                        "winding-number inside at the voxel centres, the encoder's own truth "
+                        "for meshes); 'auto' (default): centres")
     p.add_argument("-q", "--quiet", action="store_true", help="no live progress")
     add_encode_options(p)
     return p

@@ -59,14 +59,15 @@ def add_encode_options(p: argparse.ArgumentParser) -> None:
     """Options shared by ``encode``, ``batch`` and ``bench`` (one code path, the same bytes)."""
     from occcodec.encoder.presets import PRESETS
     from occcodec.format.quant import SCHEMES
-    from occcodec.shapes.frame import FILL_MODES, MAX_DIM, MIN_DIM
+    from occcodec.shapes.frame import FILL_MODES, MAX_MESH_RESOLUTION, MIN_DIM
 
-    lo, hi = MIN_DIM, MAX_DIM
+    lo, hi = MIN_DIM, MAX_MESH_RESOLUTION
     g = p.add_argument_group("encoding")
     g.add_argument("--preset", choices=list(PRESETS), default="default",
                    help="search budget: fast (previews), default, paper (the published method)")
     g.add_argument("--resolution", type=int_range(lo, hi, "resolution"), default=128,
-                   metavar="R", help=f"voxel grid size for meshes, {lo}..{hi} (default 128)")
+                   metavar="R", help=f"meshes: grid where fidelity is measured and decoded by default, "
+                        f"{lo}..{hi} (default 128)")
     g.add_argument("--fill", choices=list(FILL_MODES), default="auto",
                    help="solid fills closed surfaces; shell keeps surface voxels (default auto)")
     g.add_argument("--quant", choices=list(SCHEMES), default="fp16",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ from occcodec.shapes.frame import axis_coords
 from occcodec.shapes.inputs import Shape
 
 if TYPE_CHECKING:  # the search imports TensorFlow: only encode() and search_budget() load it
+    from occcodec.encoder.sampling import Samples
     from occcodec.encoder.search import SearchBudget
 
 # Re-exported: callers import these from here since before presets.py existed.
@@ -67,6 +69,34 @@ def measure(arch: Arch, raw: bytes, quant: str, grid: np.ndarray) -> dict[str, A
         "accuracy": float(np.count_nonzero(pred == grid)) / grid.size,
         "params": arch.params,
     }
+
+
+Scorer = Callable[[Arch, bytes], dict[str, Any]]
+
+
+def _training_set(shape: Shape, grid: np.ndarray, rng: np.random.Generator, quant: str,
+                  progress: Progress) -> tuple[Samples, Scorer]:
+    """The samples to train on and how the stored weights are scored, by input kind.
+
+    A voxel input trains on its grid and is scored on it (:func:`measure`). A mesh input
+    trains on points labelled by its inside (or shell) rule and is scored against that rule
+    at the R^3 voxel centres, with a surface distance (:mod:`occcodec.encoder.meshfit`).
+    """
+    from occcodec.encoder import meshfit
+    from occcodec.encoder.sampling import make_samples
+
+    if shape.mesh is None:
+        return make_samples(grid, rng), lambda net, raw: measure(net, raw, quant, grid)
+    samples = meshfit.mesh_samples(shape, rng)
+    progress.note(f"training on {len(samples.train_x)} points drawn from the mesh "
+                  f"({shape.fill} rule)")
+    ref = meshfit.reference(shape, rng)
+    mesh = shape.mesh
+
+    def score(net: Arch, raw: bytes) -> dict[str, Any]:
+        return meshfit.mesh_metrics(net, dequantize(raw, net, quant), ref, mesh)
+
+    return samples, score
 
 
 def encode(path: str | os.PathLike[str], options: EncodeOptions,
@@ -113,14 +143,13 @@ def encode_shape(shape: Shape, source_sha256: bytes, options: EncodeOptions,
 
     from occcodec.encoder import search as nas
     from occcodec.encoder import train as tr
-    from occcodec.encoder.sampling import make_samples
     from occcodec.encoder.tf import configure
 
     device = configure(opts.threads)
     progress.note(f"training on {device} with {opts.threads} thread(s)")
     rng = np.random.default_rng(opts.seed)
     progress.stage("sample")
-    samples = make_samples(grid, rng)
+    samples, score = _training_set(shape, grid, rng, opts.quant, progress)
     progress.advance(f"{len(samples.train_x)} samples, {samples.boundary} on the boundary")
 
     def epoch_hook(e: int, loss: float, acc: float) -> None:
@@ -158,7 +187,7 @@ def encode_shape(shape: Shape, source_sha256: bytes, options: EncodeOptions,
                            keep_best=True, on_epoch=epoch_hook, final_lr=preset.final_lr_end)
         progress.stage("quantize")
         stored = quantize(trained.weights, opts.quant)
-        measured = measure(net, stored, opts.quant, grid)
+        measured = score(net, stored)
         progress.advance(f"IoU {measured['iou'] * 100:.2f} %")
         return stored, measured
 
@@ -177,7 +206,8 @@ def encode_shape(shape: Shape, source_sha256: bytes, options: EncodeOptions,
                                  epochs=preset.final_epochs, progress=progress,
                                  fixed_arch=bool(opts.arch))
     header = build_header(
-        encoder=f"occcodec {__version__}", arch=arch, grid=grid.shape, center=shape.center,
+        encoder=f"occcodec {__version__}", arch=arch, grid=shape.grid_frame.shape,
+        center=shape.center,
         scale=shape.scale, fill=shape.fill, quant=opts.quant, raw_bytes=len(raw),
         source_kind=shape.source_kind, source_sha256=source_sha256,
         options=opts.record(), metrics=metrics)

@@ -31,6 +31,7 @@ from occcodec.errors import UsageError
 __all__ = [
     "FILL_MODES",
     "MAX_DECODE_RESOLUTION",
+    "MAX_MESH_RESOLUTION",
     "MAX_DIM",
     "MIN_DECODE_RESOLUTION",
     "MIN_DIM",
@@ -49,11 +50,16 @@ __all__ = [
     "world_to_normalized",
 ]
 
-#: Smallest and largest grid dimension (per axis) the encoder accepts, for voxel inputs and
-#: for the ``--resolution`` of meshes. Below 16 a shape has too few voxels to be worth a
-#: network; at 512 a grid already holds 134 M voxels to sample and score.
+#: Smallest and largest grid dimension (per axis) the encoder accepts for voxel inputs.
+#: Below 16 a shape has too few voxels to be worth a network; at 512 a grid already holds
+#: 134 M voxels to sample and score (voxel inputs train on every boundary voxel).
 MIN_DIM = 16
 MAX_DIM = 512
+
+#: Largest ``--resolution`` for meshes: they train on a fixed number of points drawn in
+#: continuous space, so the encoder's cost does not grow with R^3; R only sets where
+#: fidelity is measured (sampled above ``MAX_DIM``) and the default decoding grid.
+MAX_MESH_RESOLUTION = 1024
 
 #: Decode resolutions (voxels on the longest axis). The network is a continuous function,
 #: so decoding may go finer than the encode limit; at 1024 the float32 logit grid alone is
@@ -74,14 +80,15 @@ def _check_range(resolution: object, lo: int, hi: int, what: str) -> int:
 
 
 def check_encode_resolution(resolution: object) -> int:
-    """Return ``resolution`` as an int after checking it is in ``MIN_DIM..MAX_DIM``.
+    """Return ``resolution`` (``--resolution``, meshes) as an int after checking it is in
+    ``MIN_DIM..MAX_MESH_RESOLUTION``.
 
     Raises
     ------
     UsageError
         If it is not an integer or is out of range.
     """
-    return _check_range(resolution, MIN_DIM, MAX_DIM, "resolution")
+    return _check_range(resolution, MIN_DIM, MAX_MESH_RESOLUTION, "resolution")
 
 
 def check_decode_resolution(resolution: object) -> int:

@@ -23,14 +23,12 @@ from occcodec.errors import InputError
 from occcodec.fsutil import check_input_file, sha256_file
 from occcodec.shapes import frame
 from occcodec.shapes.gridio import VOXEL_EXTENSIONS, read_voxels
-from occcodec.shapes.voxelize import voxelize
+from occcodec.shapes.voxelize import mesh_frame, voxelize, voxelize_in_frame
 
 if TYPE_CHECKING:
     import trimesh
 
 __all__ = [
-    "shape_from_grid",
-    "shape_from_mesh",
     "MESH_EXTENSIONS",
     "SUPPORTED_EXTENSIONS",
     "VOXEL_EXTENSIONS",
@@ -38,10 +36,15 @@ __all__ = [
     "load_mesh",
     "load_shape",
     "sha256_file",
+    "shape_from_grid",
+    "shape_from_mesh",
 ]
 
 MESH_EXTENSIONS = frozenset({".obj", ".stl", ".ply", ".off", ".glb", ".gltf"})
 SUPPORTED_EXTENSIONS = MESH_EXTENSIONS | VOXEL_EXTENSIONS
+
+#: Grid of the conservative voxelization kept for a mesh encoded above ``frame.MAX_DIM``.
+_COARSE_DIM = 256
 
 FillUsed = Literal["solid", "shell", "given"]
 SourceKind = Literal["mesh", "voxels"]
@@ -65,6 +68,11 @@ class Shape:
         The loaded mesh (world coordinates) for mesh inputs, else ``None``.
     fill_note
         One line saying which fill was used and why.
+    grid_shape
+        The grid a ``.occ`` header records (``--resolution`` for meshes); ``None`` means
+        ``occupancy.shape``. Above ``frame.MAX_DIM`` a mesh's ``occupancy`` is the
+        conservative voxelization of the same box at ``_COARSE_DIM`` (see
+        :func:`shape_from_mesh`).
     """
 
     occupancy: np.ndarray
@@ -74,11 +82,12 @@ class Shape:
     source_kind: SourceKind
     mesh: trimesh.Trimesh | None = None
     fill_note: str = ""
+    grid_shape: tuple[int, int, int] | None = None
 
     @property
     def grid_frame(self) -> frame.GridFrame:
         """The grid's shape, centre and scale: what a ``.occ`` header records."""
-        nx, ny, nz = self.occupancy.shape
+        nx, ny, nz = self.grid_shape or self.occupancy.shape
         return frame.GridFrame((nx, ny, nz), self.center, self.scale)
 
     def index_to_normalized(self, index: np.ndarray) -> np.ndarray:
@@ -213,7 +222,7 @@ def load_shape(path: str | os.PathLike[str], resolution: int = 128, fill: str = 
     Raises
     ------
     UsageError
-        If ``resolution`` is outside ``frame.MIN_DIM..MAX_DIM`` or ``fill`` is unknown (checked
+        If ``resolution`` is outside ``frame.MIN_DIM..MAX_MESH_RESOLUTION`` or ``fill`` is unknown (checked
         for every input, so a typo is caught even where the value would be ignored).
     InputError
         As :func:`load_mesh`, :func:`occcodec.shapes.gridio.read_voxels` and
@@ -245,8 +254,15 @@ def shape_from_grid(grid: np.ndarray) -> Shape:
     )
 
 
-def shape_from_mesh(mesh: "trimesh.Trimesh", resolution: int = 128, fill: str = "auto") -> Shape:
+def shape_from_mesh(mesh: trimesh.Trimesh, resolution: int = 128, fill: str = "auto") -> Shape:
     """Voxelize a loaded mesh (world coordinates) on a ``resolution^3`` grid with ``fill``.
+
+    The conservative voxelization decides ``auto``'s fill and is kept as ``occupancy`` for
+    the tools that show the input; the encoder trains mesh inputs on the mesh itself
+    (:mod:`occcodec.encoder.meshfit`). Above ``frame.MAX_DIM`` the frame is the one at
+    ``resolution``, but ``auto`` is decided, and ``occupancy`` voxelized in that frame, at
+    ``_COARSE_DIM``: two voxelizations at 512 took 28 s on a torus, at 256 about 4 s, and the
+    grid only serves tools that show the input.
 
     Raises
     ------
@@ -257,7 +273,15 @@ def shape_from_mesh(mesh: "trimesh.Trimesh", resolution: int = 128, fill: str = 
     """
     resolution = frame.check_encode_resolution(resolution)
     fill = frame.check_fill(fill)
-    grid, center, scale, fill_used, note = voxelize(mesh, int(resolution), fill)
+    R = int(resolution)
+    grid, center, scale, fill_used, note = voxelize(
+        mesh, R if R <= frame.MAX_DIM else _COARSE_DIM, fill)
+    grid_shape = None
+    if R > frame.MAX_DIM:
+        c, _, s = mesh_frame(np.asarray(mesh.vertices, dtype=np.float64), R)
+        center, scale = (float(c[0]), float(c[1]), float(c[2])), float(s)
+        grid = voxelize_in_frame(mesh, center, scale, _COARSE_DIM, fill_used)
+        grid_shape = (R, R, R)
     loaded = getattr(mesh, "metadata", {}).get(NOTE_KEY)
     if loaded:
         note = f"{loaded}; {note}" if note else loaded
@@ -269,4 +293,5 @@ def shape_from_mesh(mesh: "trimesh.Trimesh", resolution: int = 128, fill: str = 
         source_kind="mesh",
         mesh=mesh,
         fill_note=note,
+        grid_shape=grid_shape,
     )

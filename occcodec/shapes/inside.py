@@ -17,18 +17,24 @@ and the world coordinate ``center + scale * p``. Internally :func:`centre_grid` 
 units ``g = (world - center) / h + n / 2`` (``h = 2 scale / m``), where the centre of voxel
 ``i`` is ``g = i + 0.5``.
 
-Speed. libigl's winding number costs about 45 us per point on this 2-core machine under load
-(76277.obj, 30k faces, 1 M uniform points: 42 s), far too slow for 512^3 grids, so
-:func:`centre_grid` settles the bulk by exact ray winding along the voxel-centre columns of
-all three axes (one for a closed mesh) and asks the winding number only about the centres
-that rays cannot settle (see :func:`centre_grid`). Measured at 512^3 in CPU seconds (the
-machine was loaded 4-16 on 2 cores, so wall-clock said little), same grids before and after
-the slab layout, one-axis and tolerance changes: 2CylinderEngine.glb (121k faces, open) 6.85
--> 3.51 s, 76277.obj (30k, closed) 4.63 -> 1.25 s; at 256^3 all shared meshes but boeing.off
-gave identical grids, never slower. What remains for an open assembly is mostly libigl's
-winding number of the ~8k centres on columns through its holes (about 0.4 ms each, near the
-surface), and for a badly oriented mesh (boeing.off: 1.07 M unsettled centres at 128^3) it
-is nearly all of it.
+Speed. libigl's winding number (``FastWindingNumberBVH`` at its default accuracy 2, the same
+numbers as ``igl.fast_winding_number``: max difference 0.0 on 100k points) costs 25-38 us per
+point on 76277.obj (30k faces) on this 2-core machine under load, 2-3 us on nut.ply (1k faces)
+and chair_holey (8k faces); its tree builds in 0.03 s. Lowering the accuracy parameter is no
+way out: at 1.0 it is 1.5-2x faster but flips up to 182 of 160k labels near holes, at 0.5 the
+far field is wrong (max error 1.7, 25-36 % of labels flipped; libigl 2.6.3, measured on nut,
+sphereWithHole, chair_holey). So :func:`centre_grid` settles the bulk by exact ray winding
+along the voxel-centre columns of all three axes and asks the winding number only about the
+centres that rays cannot settle, and :func:`label_points` labels points of a closed mesh that
+lie in voxels of a coarse grid the surface does not touch by that grid (see there).
+
+Measured for :func:`centre_grid` at 512^3 in CPU seconds (the machine was loaded 4-16 on 2
+cores, so wall-clock said little), same grids before and after the slab layout, one-axis and
+tolerance changes: 2CylinderEngine.glb (121k faces, open) 6.85 -> 3.51 s, 76277.obj (30k,
+closed) 4.63 -> 1.25 s; at 256^3 all shared meshes but boeing.off gave identical grids, never
+slower. What remains for an open assembly is mostly the winding number of the ~8k centres on
+columns through its holes, and for a badly oriented mesh (boeing.off: 1.07 M unsettled
+centres at 128^3) it is nearly all of it.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ __all__ = [
     "TruthFill",
     "centre_grid",
     "inside",
+    "label_points",
     "shell",
     "training_points",
     "winding",
@@ -75,6 +82,9 @@ _NEAR_FACTOR = 4.0
 _UNSETTLED = 64
 #: Largest grid edge for :func:`centre_grid` (a 1024^3 bool grid is 1 GiB).
 _MAX_EDGE = 1024
+#: Longest edge of the coarse grid that labels the points of a closed mesh away from its
+#: surface (:func:`label_points`): 0.8 s of :func:`centre_grid` at 128 on 30k-121k faces.
+_COARSE_EDGE = 128
 
 
 def _arrays(mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray]:
@@ -106,9 +116,8 @@ def _points(points: np.ndarray) -> np.ndarray:
 def winding(mesh: trimesh.Trimesh, points: np.ndarray) -> np.ndarray:
     """Generalized winding number of ``mesh`` at world ``points`` (N, 3), float64 (N,).
 
-    libigl's fast winding number (Barnes-Hut far field, exact near field), in chunks of
-    ``_QUERY_CHUNK`` points; each call rebuilds libigl's tree (0.5 s for 30k faces), which
-    is small against the 45 s that a million points cost.
+    libigl's fast winding number (Barnes-Hut far field, exact near field; its tree is built
+    once per call, 0.03 s for 30k faces), in chunks of ``_QUERY_CHUNK`` points.
 
     Raises
     ------
@@ -122,8 +131,12 @@ def winding(mesh: trimesh.Trimesh, points: np.ndarray) -> np.ndarray:
     v, f = _arrays(mesh)
     q = _points(points)
     out = np.empty(len(q), dtype=np.float64)
+    if len(q) == 0:
+        return out
+    tree = igl.FastWindingNumberBVH()
+    tree.init(v, f, 2)
     for s in range(0, len(q), _QUERY_CHUNK):
-        out[s : s + _QUERY_CHUNK] = igl.fast_winding_number(v, f, q[s : s + _QUERY_CHUNK])
+        out[s : s + _QUERY_CHUNK] = tree.winding_number(q[s : s + _QUERY_CHUNK], 2.0)
     return out
 
 
@@ -372,6 +385,70 @@ def _column_bounds(proj: np.ndarray, n_u: int, n_w: int) -> np.ndarray:
     ).astype(np.int64)
 
 
+# ------------------------------------------------------------------ labelling points
+
+
+def _closed(mesh: trimesh.Trimesh) -> bool:
+    """Watertight and consistently oriented: the winding number is an integer off the surface."""
+    return bool(getattr(mesh, "is_watertight", False)
+                and getattr(mesh, "is_winding_consistent", False))
+
+
+def label_points(mesh: trimesh.Trimesh, world: np.ndarray, fill: TruthFill,
+                 center: np.ndarray | tuple[float, float, float], scale: float,
+                 shape: tuple[int, int, int], thickness: float | None = None) -> np.ndarray:
+    """The truth at world ``points`` (N, 3): :func:`inside` or :func:`shell`, as bools.
+
+    ``fill="shell"`` needs ``thickness`` (world units) and is :func:`shell` itself. For
+    ``fill="solid"`` the answer is :func:`inside`'s, computed more cheaply for a closed mesh
+    (watertight and consistently oriented): there the winding number is an integer that
+    changes only across the surface, so it is constant in any voxel the surface does not
+    touch, and equals its value at the voxel's centre. A coarse grid (``_COARSE_EDGE`` on
+    the longest axis of ``shape``'s box in the frame ``center``, ``scale``) gives the centre
+    truth (:func:`centre_grid`) and the voxels the surface touches (the voxelizer's sampled
+    shell, grown by one voxel because the sampling may miss a corner); points in the other
+    voxels take their voxel's centre label, the rest get the winding number. Open meshes
+    (where the winding number varies continuously near holes) get it everywhere.
+
+    Raises
+    ------
+    UsageError
+        On a bad ``fill``, ``scale``, ``shape``, ``thickness`` or points.
+    InputError
+        As :func:`inside`.
+    """
+    q = _points(world)
+    if fill == "shell":
+        if thickness is None:
+            raise UsageError("fill shell needs a thickness: give one in world units")
+        return shell(mesh, q, thickness)
+    if fill != "solid":
+        raise UsageError(f"fill {fill!r} is not one of solid, shell")
+    dims = _check_shape(shape)
+    if not _closed(mesh) or len(q) == 0:
+        return inside(mesh, q)
+    from scipy import ndimage
+
+    m = max(dims)
+    coarse = tuple(max(1, round(n * _COARSE_EDGE / m)) for n in dims)
+    if max(coarse) != _COARSE_EDGE:  # a sliver axis rounded to 0 voxels: keep the cube
+        coarse = (_COARSE_EDGE,) * 3
+    truth = centre_grid(mesh, center, scale, coarse)  # type: ignore[arg-type]
+    v, f = _arrays(mesh)
+    v_g, h, origin = _grid_units(v, np.asarray(center, dtype=np.float64), scale,
+                                 coarse)  # type: ignore[arg-type]
+    touched = shell_voxels(v_g[f], max(coarse))[: coarse[0], : coarse[1], : coarse[2]]
+    touched = ndimage.binary_dilation(touched, np.ones((3, 3, 3), dtype=bool))
+    idx = np.floor((q - origin) / h).astype(np.int64)
+    in_box = ((idx >= 0) & (idx < np.asarray(coarse))).all(axis=1)
+    settled = np.zeros(len(q), dtype=bool)
+    settled[in_box] = ~touched[tuple(idx[in_box].T)]
+    out = np.empty(len(q), dtype=bool)
+    out[settled] = truth[tuple(idx[settled].T)]
+    out[~settled] = inside(mesh, q[~settled])
+    return out
+
+
 # ------------------------------------------------------------------ training points
 
 
@@ -476,8 +553,5 @@ def training_points(mesh: trimesh.Trimesh, center: np.ndarray | tuple[float, flo
     parts.append(rng.uniform(-half, half, size=(counts[-1], 3)))
     points = np.concatenate(parts).astype(np.float32)
     world = c + scale * points.astype(np.float64)  # label the points exactly as returned
-    if fill == "solid":
-        labels = inside(mesh, world)
-    else:
-        labels = shell(mesh, world, 0.5 * voxel * scale)
+    labels = label_points(mesh, world, fill, c, scale, dims, 0.5 * voxel * scale)
     return points, labels.astype(np.float32)

@@ -384,7 +384,8 @@ def voxelize(
         Any object with ``vertices`` (V, 3) and ``faces`` (F, 3); ``is_watertight`` is used
         when present.
     resolution
-        Grid size ``R`` in ``frame.MIN_DIM..frame.MAX_DIM``.
+        Grid size ``R`` in ``frame.MIN_DIM..frame.MAX_MESH_RESOLUTION`` (a 1024^3 grid is
+        1 GiB: :func:`occcodec.shapes.inputs.shape_from_mesh` stops at ``frame.MAX_DIM``).
     fill
         ``"shell"`` (surface voxels), ``"solid"`` (surface plus enclosed voxels) or
         ``"auto"`` (solid when the surface encloses a volume, else shell).

@@ -116,9 +116,11 @@ def _same_frame(center: Any, scale: float, header: Any, rtol: float = FRAME_RTOL
 def load_reference(path: str | Path, header: Any) -> Reference:
     """Load ``path`` in the grid and frame of a coded file's header.
 
-    A mesh is voxelized with the header's recorded resolution and the fill the encoder used
-    (``solid`` or ``shell``), which reproduces the encoded grid when the mesh is the encoded
-    one; the frame is then checked against the header. A voxel grid is used as given.
+    A mesh is loaded with the header's recorded resolution and the fill the encoder used
+    (``solid`` or ``shell``), which reproduces the encoder's frame when the mesh is the
+    encoded one (checked against the header); its reference grid is the centre rule
+    (:func:`occcodec.shapes.inside.centre_grid`), the truth the encoder measured against.
+    A voxel grid is used as given.
 
     Raises
     ------
@@ -145,6 +147,14 @@ def load_reference(path: str | Path, header: Any) -> Reference:
         shape = load_shape(path, resolution=resolution, fill=header.fill)
         kind = "mesh"
     grid = np.asarray(shape.occupancy, dtype=bool)
+    if kind == "mesh" and shape.mesh is not None and shape.grid_frame.shape == hgrid:
+        # The encoder measures mesh inputs against the centre rule (README, "Which rule
+        # every figure uses"): the winding-number (or shell) truth at the voxel centres.
+        from occcodec.shapes.inside import centre_grid
+
+        gf = shape.grid_frame
+        grid = centre_grid(shape.mesh, gf.center, gf.scale, gf.shape,
+                           shape.fill)  # type: ignore[arg-type]
     if tuple(grid.shape) != hgrid:
         raise InputError(
             f"reference {str(path)!r} gives a {'x'.join(map(str, grid.shape))} grid but the "

@@ -19,7 +19,6 @@ from occcodec.encoder.pipeline import (
 )
 
 __all__ = [
-    "AUTO_CENTRES_ABOVE",
     "CSV_FIELDS",
     "REFERENCE_RULES",
     "RULE_TEXT",
@@ -40,11 +39,9 @@ CSV_FIELDS: tuple[str, ...] = (
 #: Reference rules: ``encoder`` (the encoder's conservative voxelization, the grid it
 #: trained on) or ``centres`` (the mesh's winding-number inside at the voxel centres,
 #: :func:`occcodec.shapes.inside.centre_grid`); ``auto`` is ``encoder`` up to
-#: :data:`AUTO_CENTRES_ABOVE` and ``centres`` above it.
+#: the centre rule, the encoder's truth for mesh inputs (README "Which rule every figure
+#: uses"); ``encoder`` is the conservative voxelization, to compare with older reports.
 REFERENCE_RULES: tuple[str, ...] = ("auto", "encoder", "centres")
-#: ``--reference auto`` keeps the encoder's grid up to this resolution (the bench as it
-#: was at 128) and measures against the centre rule above it.
-AUTO_CENTRES_ABOVE = 128
 RULE_TEXT = {
     "encoder": "the encoder's voxelization of the input (conservative: every voxel the "
                "surface passes through, plus the voxels the ray vote puts inside)",
@@ -72,9 +69,7 @@ class BenchSettings:
     def rule(self) -> str:
         """The reference rule of this run: ``encoder`` or ``centres`` (see
         :data:`REFERENCE_RULES`)."""
-        if self.reference != "auto":
-            return self.reference
-        return "centres" if self.encode.resolution > AUTO_CENTRES_ABOVE else "encoder"
+        return "centres" if self.reference == "auto" else self.reference
 
     def encode_options(self, preset: str | None = None) -> EncodeOptions:
         """Encode options for occcodec; for ``preset="paper"`` without ``--arch`` and
@@ -102,8 +97,9 @@ class Ref:
     #: ``centres`` (:data:`REFERENCE_RULES`).
     rule: str = "encoder"
 
-    def mesh_grid(self, mesh: Any) -> np.ndarray:
-        """A method's decoded mesh as a grid in this reference's frame, by the same rule.
+    def mesh_grid(self, mesh: Any, shape: tuple[int, int, int] | None = None) -> np.ndarray:
+        """A method's decoded mesh as a grid in this reference's frame, by the same rule
+        (on a grid of ``shape``, default the reference's own).
 
         Raises
         ------
@@ -114,8 +110,8 @@ class Ref:
             from occcodec.shapes.inside import centre_grid
 
             fill = "shell" if self.fill == "shell" else "solid"
-            shape = tuple(int(n) for n in self.grid.shape)
-            return centre_grid(mesh, self.center, self.scale, shape, fill=fill)  # type: ignore[arg-type]
+            dims = shape or tuple(int(n) for n in self.grid.shape)
+            return centre_grid(mesh, self.center, self.scale, dims, fill=fill)  # type: ignore[arg-type]
         from occcodec.shapes.voxelize import voxelize_in_frame
 
         return voxelize_in_frame(mesh, self.center, self.scale, self.grid.shape[0], self.fill)

@@ -106,14 +106,14 @@ class _Runner:
         shape = load_shape(path, resolution=enc.resolution, fill=enc.fill)
         grid = np.asarray(shape.occupancy, dtype=bool)
         mesh = shape.mesh if shape.source_kind == "mesh" else None
-        cx, cy, cz = (float(c) for c in shape.center)
+        gf = shape.grid_frame
         rule = self.ctx.settings.rule() if mesh is not None else "given"
-        ref = Ref(name, path, grid, mesh, (cx, cy, cz), float(shape.scale), shape.fill, 0.0,
-                  rule=rule)
+        ref = Ref(name, path, grid, mesh, tuple(float(c) for c in gf.center),  # type: ignore[arg-type]
+                  float(gf.scale), shape.fill, 0.0, rule=rule)
         if rule == "centres":
-            # The truth at the centres of the encoder's grid, in the encoder's frame: every
-            # method (occcodec included) is measured against it.
-            ref.grid = ref.mesh_grid(mesh)
+            # The truth at the centres of the encoder's grid, in the encoder's frame (the
+            # encoder's own truth for meshes): every method, occcodec included, meets it.
+            ref.grid = ref.mesh_grid(mesh, gf.shape)
         ref.voxelize_s = time.perf_counter() - t0
         return ref
 
