@@ -15,6 +15,7 @@ import numpy as np
 
 from occcodec import __version__
 from occcodec.encoder.presets import PRESETS, EncodeOptions, Preset, default_threads
+from occcodec.encoder.rate import is_lowbit
 from occcodec.errors import UsageError
 from occcodec.format import container, network
 from occcodec.format.arch import Arch, parse_arch
@@ -41,11 +42,15 @@ class EncodeResult:
     seconds: float
     fill_note: str
     candidates: list[dict[str, Any]] = field(default_factory=list)
+    #: Set when rate control missed the request: one line saying so and what to try.
+    note: str = ""
 
 
-def search_budget(preset: Preset, max_params: int | None = None) -> SearchBudget:
+def search_budget(preset: Preset, max_params: int | None = None,
+                  size_bytes: Any = None) -> SearchBudget:
     """The architecture search's budget under ``preset``; ``max_params`` (``--max-params``)
-    overrides the preset's cap when given."""
+    overrides the preset's cap when given; ``size_bytes(arch)``, when given, makes the
+    reward's size term count file bytes."""
     from occcodec.encoder.search import SearchBudget
 
     return SearchBudget(
@@ -53,7 +58,8 @@ def search_budget(preset: Preset, max_params: int | None = None) -> SearchBudget
         encodings=preset.encodings, max_params=max_params or preset.max_params,
         lr=preset.search_lr, subsample=preset.subsample, end_bias=preset.end_bias,
         acc_weight=preset.acc_weight, reward_accuracy=preset.reward_accuracy,
-        controller=preset.controller, weight_sharing=preset.weight_sharing)
+        controller=preset.controller, weight_sharing=preset.weight_sharing,
+        size_bytes=size_bytes)
 
 
 def measure(arch: Arch, raw: bytes, quant: str, grid: np.ndarray) -> dict[str, Any]:
@@ -108,6 +114,7 @@ def encode_shape(shape: Shape, source_sha256: bytes, options: EncodeOptions,
         progress.note(shape.fill_note)
     progress.advance(f"{'x'.join(map(str, grid.shape))}, {int(grid.sum())} occupied")
 
+    from occcodec.encoder import ratefit
     from occcodec.encoder import search as nas
     from occcodec.encoder import train as tr
     from occcodec.encoder.sampling import make_samples
@@ -125,11 +132,14 @@ def encode_shape(shape: Shape, source_sha256: bytes, options: EncodeOptions,
 
     candidates: list[dict[str, Any]] = []
     fallback: Any = None  # the search's most accurate candidate, when not the one picked
+    low = (ratefit.Lowbit(shape, grid, source_sha256, opts, preset)
+           if is_lowbit(opts.quant) else None)  # low-bit (v2) files: encoder/rate.py
+    found: list[Any] = []
     if opts.arch:
         arch = parse_arch(opts.arch)
         start = tr.init_weights(arch, rng)
     else:
-        budget = search_budget(preset, opts.max_params)
+        budget = search_budget(preset, opts.max_params, low and low.search_size())
         progress.stage("search", preset.rounds * preset.per_round)
 
         def cand_hook(k: int, n: int, c: nas.Candidate) -> None:
@@ -146,6 +156,10 @@ def encode_shape(shape: Shape, source_sha256: bytes, options: EncodeOptions,
         most_accurate = max(found, key=lambda c: c.accuracy)
         if preset.retry_below is not None and most_accurate.arch != best.arch:
             fallback = most_accurate
+    if low is not None:
+        return low.encode(arch, start, found, samples, rng, progress, epoch_hook, device,
+                          candidates, t0)
+
     def fit(net: Arch, weights: Any) -> tuple[bytes, dict[str, Any]]:
         """The final training, then quantization and the decoder's own measurement."""
         progress.stage("train", preset.final_epochs)

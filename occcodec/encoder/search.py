@@ -58,6 +58,16 @@ def reward(accuracy: float, params: int, acc_weight: float = 1.0) -> float:
     return acc_weight * (accuracy - 0.98) + (NI_PARAMS - params) / LARGEST_PARAMS
 
 
+def reward_bytes(accuracy: float, nbytes: int, acc_weight: float = 1.0) -> float:
+    """:func:`reward` with the size term in file bytes (low-bit files, issue 10).
+
+    The paper's constants are parameter counts of float16-sized weights, so a byte counts
+    as half a parameter: at fp16 (2 bytes a weight) this is the paper's reward, and at 4
+    bits a network of twice the parameters costs what it costs in the file.
+    """
+    return acc_weight * (accuracy - 0.98) + (2 * NI_PARAMS - nbytes) / (2 * LARGEST_PARAMS)
+
+
 @dataclass
 class Candidate:
     """A trained candidate. ``weights`` are what the final fit starts from if it is picked."""
@@ -379,6 +389,15 @@ class SearchBudget:
     reward_accuracy: str = "best"
     controller: str = "plain"
     weight_sharing: str = "position"
+    #: The file size of a network (low-bit files): when set, the reward's size term counts
+    #: these bytes (:func:`reward_bytes`) instead of parameters.
+    size_bytes: Callable[[Arch], int] | None = None
+
+    def reward(self, accuracy: float, arch: Arch) -> float:
+        """The search reward of ``arch`` at ``accuracy`` under this budget."""
+        if self.size_bytes is not None:
+            return reward_bytes(accuracy, self.size_bytes(arch), self.acc_weight)
+        return reward(accuracy, arch.params, self.acc_weight)
 
 
 def search(samples: Samples, budget: SearchBudget, rng: np.random.Generator, seed: int,
@@ -407,7 +426,7 @@ def search(samples: Samples, budget: SearchBudget, rng: np.random.Generator, see
             arch, choices = _draw(ctrl, rng, budget.max_params, seen)
             if budget.max_params is not None and arch.params > budget.max_params:
                 # teach the cap, train nothing
-                batch.append((choices, reward(0.0, arch.params, budget.acc_weight), 0.0))
+                batch.append((choices, budget.reward(0.0, arch), 0.0))
                 k += 1
                 continue
             key = str(arch)
@@ -420,8 +439,7 @@ def search(samples: Samples, budget: SearchBudget, rng: np.random.Generator, see
                             on_epoch=_recording(history, on_epoch))
                 bank.put(arch, res.weights)
                 accuracy = score(history)
-                cand = Candidate(arch, accuracy, reward(accuracy, arch.params, budget.acc_weight),
-                                 res.weights)
+                cand = Candidate(arch, accuracy, budget.reward(accuracy, arch), res.weights)
                 seen[key] = cand
                 results.append(cand)
             batch.append((choices, cand.reward, cand.accuracy))
