@@ -10,10 +10,9 @@ from typing import Any
 import numpy as np
 
 from occcodec.errors import FormatError, UsageError
-from occcodec.format import container, network
+from occcodec.format import container, limits, network, v2
 from occcodec.format.header import Header, parse_header
 from occcodec.format.network import Weights
-from occcodec.format import limits
 from occcodec.format.quant import dequantize, raw_size
 from occcodec.fsutil import check_input_file, read_input_bytes
 from occcodec.shapes import frame
@@ -29,6 +28,10 @@ class Coded:
     header: Header
     weights: Weights
     file: container.OccFile
+    #: A version-2 file's binary header (its weight scheme included); None for version 1.
+    lean: v2.LeanHeader | None = None
+    #: A version-2 file's bookkeeping (part sizes, frame precision); None for version 1.
+    lean_info: v2.V2Info | None = None
 
     def logit_grid(self, shape: tuple[int, int, int]) -> np.ndarray:
         """The network's logits at the voxel centres of a grid of ``shape`` (same box)."""
@@ -60,14 +63,24 @@ def read_bytes(path: str | os.PathLike[str]) -> bytes:
 
 
 def load(data: bytes) -> Coded:
-    """Parse, verify and dequantize a container held in memory.
+    """Parse, verify and dequantize a file held in memory, of format version 1 or 2.
+
+    The version is told by the magic: v1 starts ``\\x89OCC\\r\\n``, v2 ``\\x89OC2``
+    (a later digit is refused with a VersionError). Both give the same :class:`Coded`; for
+    v2, ``header.raw`` is the META map with v1's key names, or ``{}`` for a stripped file.
 
     Raises
     ------
     FormatError
         Anything wrong with the container, header or weights.
+    VersionError
+        A file of a newer format version, or one using features this reader lacks.
+    LimitError
+        A file or network above :mod:`occcodec.format.limits`.
     """
     limits.check("file", len(data), "reading the .occ data")
+    if v2.is_v2(data):
+        return _load_v2(data)
     parsed: list[Header] = []
 
     def weights_size(raw: dict[str, Any]) -> int:
@@ -81,6 +94,16 @@ def load(data: bytes) -> Coded:
     except ValueError as exc:
         raise FormatError(f"weights do not match the architecture ({exc})") from None
     return Coded(header, weights, occ)
+
+
+def _load_v2(data: bytes) -> Coded:
+    lean, payload, meta, info = v2.unpack(data)
+    weights = lean.weights.dequantize(payload, lean.arch)
+    header = Header(lean.arch, lean.grid, lean.center, lean.scale, lean.fill,
+                    str(lean.weights), meta or {})
+    occ = container.OccFile(meta or {}, payload, info.version, dict(info.sections),
+                            total_bytes=info.total_bytes)
+    return Coded(header, weights, occ, lean, info)
 
 
 def read(path: str | os.PathLike[str]) -> Coded:
@@ -200,6 +223,11 @@ def info_record(coded: Coded, path: str | None = None) -> dict[str, Any]:
     """What ``occcodec info --json`` prints: format version, sizes, network and the header
     as stored (byte strings shown as hex). Never evaluates the network."""
     raw = dict(coded.header.raw)
+    if coded.lean_info is not None:  # v2: the binary fields, then META (if any)
+        h = coded.header
+        raw = {"grid": list(h.grid), "center": list(h.center), "scale": h.scale,
+               "fill": h.fill, "quant": h.quant,
+               "frame": "float64" if coded.lean_info.frame64 else "float32", **raw}
     src = raw.get("source")
     if isinstance(src, dict) and isinstance(src.get("sha256"), bytes):
         raw["source"] = {**src, "sha256": src["sha256"].hex()}
