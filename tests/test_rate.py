@@ -164,7 +164,7 @@ def test_written_size_is_the_predicted_one(encoder) -> None:
     res = _enc(encoder)
     chosen = res.header["trials"]
     assert any(t["bytes"] == len(res.data) for t in chosen)
-    header, payload, meta, _ = v2.unpack(res.data)
+    header, _payload, meta, _ = v2.unpack(res.data)
     assert list(header.weights.bits) == res.header["bits"]
     assert meta is not None and meta["options"]["quant"] == "auto"
     assert meta["metrics"]["iou"] == pytest.approx(res.header["metrics"]["iou"], abs=1e-6)

@@ -157,8 +157,10 @@ def encode_shape(shape: Shape, source_sha256: bytes, options: EncodeOptions,
         if preset.retry_below is not None and most_accurate.arch != best.arch:
             fallback = most_accurate
     if low is not None:
-        return low.encode(arch, start, found, samples, rng, progress, epoch_hook, device,
-                          candidates, t0)
+        data, record, arch, note = low.encode(arch, start, found, samples, rng, progress,
+                                              epoch_hook)
+        return EncodeResult(data, record, arch, device, time.perf_counter() - t0,
+                            shape.fill_note, candidates, note)
 
     def fit(net: Arch, weights: Any) -> tuple[bytes, dict[str, Any]]:
         """The final training, then quantization and the decoder's own measurement."""

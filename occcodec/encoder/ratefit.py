@@ -9,7 +9,6 @@ those float weights (:func:`occcodec.encoder.qat.finetune`), quantized by
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -156,8 +155,10 @@ class Lowbit:
         """The lean v2 header of ``arch`` at ``bits``."""
         from occcodec.format import v2
 
+        nx, ny, nz = (int(n) for n in self.grid.shape)
+        cx, cy, cz = (float(c) for c in self.shape.center)
         return v2.LeanHeader(
-            grid=tuple(int(n) for n in self.grid.shape), center=tuple(self.shape.center),
+            grid=(nx, ny, nz), center=(cx, cy, cz),
             scale=float(self.shape.scale), fill=self.shape.fill, arch=arch,
             weights=v2.WeightsSpec("lowbit", bits=tuple(int(b) for b in bits),
                                    bias_bits=lowbit.BIAS_BITS))
@@ -196,17 +197,19 @@ class Lowbit:
 
     def encode(self, arch: Arch, start: Weights, found: Sequence[Any], samples: Samples,
                rng: np.random.Generator, progress: Progress,
-               epoch_hook: Callable[[int, float, float], None] | None, device: str,
-               candidates: list[dict[str, Any]], t0: float) -> Any:
-        """Rate control over the search's networks, then the file: an ``EncodeResult``.
+               epoch_hook: Callable[[int, float, float], None] | None
+               ) -> tuple[bytes, dict[str, Any], Arch, str]:
+        """Rate control over the search's networks, then the file.
+
+        Returns the file's bytes, its record for ``EncodeResult.header`` (metrics, fill,
+        quant, bits, the trials), the network, and the rate-control note ("" when the
+        request was met).
 
         Raises
         ------
         UsageError
             When no plan fits ``--max-bytes``.
         """
-        from occcodec.encoder.pipeline import EncodeResult
-
         pick = next((Start(c.arch, c.weights, c.accuracy) for c in found
                      if str(c.arch) == str(arch)), Start(arch, start))
         starts = order_starts([Start(c.arch, c.weights, c.accuracy) for c in found], pick,
@@ -228,5 +231,4 @@ class Lowbit:
                   "quant": f"lowbit {','.join(map(str, bits))}", "bits": bits,
                   "trials": [{"arch": str(t.plan.arch), "bits": list(t.plan.bits),
                               "bytes": t.plan.nbytes, "iou": t.iou} for t in outcome.trials]}
-        return EncodeResult(data, record, chosen.plan.arch, device, time.perf_counter() - t0,
-                            self.shape.fill_note, candidates, outcome.note)
+        return data, record, chosen.plan.arch, outcome.note
