@@ -154,40 +154,53 @@ def encoder(tf_one_thread):
 
 
 def _enc(occcodec, **kw):
+    # fast: one bit pair (8+4) and short fits; a fixed network: no search
     kw = {"preset": "fast", "threads": 1, "arch": "pe1,8:relu", **kw}
     return occcodec.encode_result(_ball(), **kw)
 
 
-def test_written_size_is_the_predicted_one(encoder) -> None:
+@pytest.fixture(scope="module")
+def laddered(encoder):
+    """The default preset's whole ladder of bit pairs, bisected with QAT runs."""
+    return _enc(encoder, preset="default")
+
+
+def test_written_size_is_the_predicted_one(encoder, laddered) -> None:
     from occcodec.format import v2
 
-    res = _enc(encoder)
-    chosen = res.header["trials"]
-    assert any(t["bytes"] == len(res.data) for t in chosen)
+    res = laddered
+    assert 1 <= len(res.header["trials"]) <= 3  # bisection over 5 pairs
+    assert any(t["bytes"] == len(res.data) for t in res.header["trials"])
     header, _payload, meta, _ = v2.unpack(res.data)
     assert list(header.weights.bits) == res.header["bits"]
     assert meta is not None and meta["options"]["quant"] == "auto"
+    assert meta["options"]["preset"] == "default"
     assert meta["metrics"]["iou"] == pytest.approx(res.header["metrics"]["iou"], abs=1e-6)
     # the decoder's IoU is the one recorded
     got = encoder.decode(res.data).voxels()
     grid = _ball()
     iou = np.count_nonzero(got & grid) / np.count_nonzero(got | grid)
     assert iou == pytest.approx(res.header["metrics"]["iou"], abs=1e-6)
-    stripped = _enc(encoder, strip=True)
-    assert v2.unpack(stripped.data)[2] is None and len(stripped.data) < len(res.data)
 
 
-def test_encoder_max_bytes_and_unreachable(encoder) -> None:
-    full = _enc(encoder, quant="auto", max_bytes=10**6)
-    assert full.header["bits"] == [8, 6]  # nothing to save under a huge cap: most bits
-    cap = len(full.data) - 1
-    res = _enc(encoder, max_bytes=cap)
+def test_strip_and_explicit_bits(encoder) -> None:
+    from occcodec.format import v2
+
+    res = _enc(encoder, quant="5", strip=True)
+    header, _payload, meta, _ = v2.unpack(res.data)
+    assert meta is None and header.weights.bits == (8, 5)
+    assert len(res.data) == res.header["trials"][-1]["bytes"]
+
+
+def test_encoder_max_bytes_and_unreachable(encoder, laddered) -> None:
+    cap = len(laddered.data) - 1
+    res = _enc(encoder, preset="default", quant="3", max_bytes=cap)
     assert len(res.data) <= cap
     with pytest.raises(UsageError, match="no network fits --max-bytes 50"):
         _enc(encoder, max_bytes=50)
     hard = _enc(encoder, target_iou=1.0)
     if hard.header["metrics"]["iou"] < 1.0:
-        assert "not reached" in hard.note and "try" in hard.note
+        assert "not reached" in hard.note and "try" in hard.note and "\n" not in hard.note
 
 
 def test_v1_requests_write_v1(encoder) -> None:

@@ -58,6 +58,9 @@ class Preset:
     qat_epochs, qat_lr
         Passes and starting learning rate of the quantization-aware fine-tune that scores
         each bit allocation of a low-bit file (cosine down to a tenth).
+    auto_pairs
+        The (first-layer, later-layer) bit pairs ``--quant auto`` chooses from; ``()`` means
+        all of :data:`occcodec.encoder.rate.BIT_PAIRS`. ``fast`` takes 8+4 only: one QAT run.
     size_term
         What the search reward's size term counts for low-bit files: ``"bytes"`` (the
         predicted file size at the search's bit pair) or ``"params"`` (the paper's). Files
@@ -84,6 +87,7 @@ class Preset:
     target_iou: float = 0.98
     qat_epochs: int = 8
     qat_lr: float = 1e-3
+    auto_pairs: tuple[tuple[int, int], ...] = ()
     size_term: str = "bytes"
 
 
@@ -93,6 +97,7 @@ PRESETS: dict[str, Preset] = {
         rounds=1, per_round=3, search_epochs=2, final_epochs=8, encodings=(0, 4),
         search_lr=1e-2, final_lr=1e-2, subsample=0.5, max_params=None,
         end_bias=2.6, acc_weight=10.0, final_lr_end=3e-4, target_iou=0.95, qat_epochs=2,
+        auto_pairs=((8, 4),),
     ),
     # Tuned for fidelity and size within about a minute per shape on 2 CPU cores (the
     # figures are in README.md): 12 candidates, positional encodings, a retry under 97 % IoU.

@@ -49,8 +49,12 @@ def is_lowbit(quant: str) -> bool:
     return quant in LOWBIT_QUANTS
 
 
-def bit_pairs(quant: str) -> tuple[tuple[int, int], ...]:
-    """The (first, rest) pairs a low-bit ``--quant`` value allows.
+Pairs = tuple[tuple[int, int], ...]
+
+
+def bit_pairs(quant: str, auto: Pairs = ()) -> Pairs:
+    """The (first, rest) pairs a low-bit ``--quant`` value allows (``auto``: the preset's
+    pairs for ``--quant auto``, all of :data:`BIT_PAIRS` when empty).
 
     Raises
     ------
@@ -58,15 +62,15 @@ def bit_pairs(quant: str) -> tuple[tuple[int, int], ...]:
         If ``quant`` is not a low-bit choice.
     """
     if quant == "auto":
-        return BIT_PAIRS
+        return auto or BIT_PAIRS
     if quant in LOWBIT_QUANTS:
         return ((8, int(quant)),)
     raise UsageError(f"--quant {quant!r} is not a low-bit choice: use {', '.join(LOWBIT_QUANTS)}")
 
 
-def search_pair(quant: str) -> tuple[int, int]:
+def search_pair(quant: str, auto: Pairs = ()) -> tuple[int, int]:
     """The pair the search prices networks at under ``quant`` (low-bit only)."""
-    pairs = bit_pairs(quant)
+    pairs = bit_pairs(quant, auto)
     return SEARCH_PAIR if SEARCH_PAIR in pairs else pairs[0]
 
 

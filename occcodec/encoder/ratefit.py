@@ -71,7 +71,8 @@ def effective_target(opts: EncodeOptions, preset: Preset) -> float | None:
 
 
 def order_starts(found: Sequence[Start], pick: Start, quant: str, size: SizeFn,
-                 max_bytes: int | None, target: float | None) -> list[Start]:
+                 max_bytes: int | None, target: float | None,
+                 auto: tuple[tuple[int, int], ...] = ()) -> list[Start]:
     """The networks rate control tries, in order (at most two: each costs a float fit).
 
     With a target: the search's pick, then its most accurate candidate (the search's
@@ -82,7 +83,7 @@ def order_starts(found: Sequence[Start], pick: Start, quant: str, size: SizeFn,
     if target is not None:
         order = [pick, most_accurate]
     else:
-        pairs = bit_pairs(quant)
+        pairs = bit_pairs(quant, auto)
         order = sorted(found, key=lambda s: -s.accuracy) or [pick]
         order = [s for s in order if plans(s.arch, pairs, size, max_bytes)] or [pick]
     out: list[Start] = []
@@ -133,7 +134,8 @@ def run(starts: Sequence[Start], samples: Samples, grid: np.ndarray, preset: Pre
     def ceiling(arch: Arch) -> float:
         return float_fit(arch)[1] + CEILING_SLACK
 
-    return control([s.arch for s in starts], bit_pairs(opts.quant), size, evaluate,
+    return control([s.arch for s in starts], bit_pairs(opts.quant, preset.auto_pairs), size,
+                   evaluate,
                    target=target, max_bytes=opts.max_bytes, ceiling=ceiling)
 
 
@@ -184,7 +186,7 @@ class Lowbit:
         preset keeps the paper's parameter count."""
         if self.preset.size_term != "bytes":
             return None
-        pair = search_pair(self.opts.quant)
+        pair = search_pair(self.opts.quant, self.preset.auto_pairs)
         return lambda arch: self.size(arch, layer_bits(arch, pair))
 
     def pack(self, trial: Trial) -> bytes:
@@ -214,7 +216,8 @@ class Lowbit:
                      if str(c.arch) == str(arch)), Start(arch, start))
         starts = order_starts([Start(c.arch, c.weights, c.accuracy) for c in found], pick,
                               self.opts.quant, self.size, self.opts.max_bytes,
-                              effective_target(self.opts, self.preset))
+                              effective_target(self.opts, self.preset),
+                              self.preset.auto_pairs)
         outcome = run(starts, samples, self.grid, self.preset, self.opts, rng, progress,
                       self.size, epoch_hook)
         chosen = outcome.chosen
