@@ -193,9 +193,11 @@ def test_strip_and_explicit_bits(encoder) -> None:
 
 
 def test_encoder_max_bytes_and_unreachable(encoder, laddered) -> None:
-    cap = len(laddered.data) - 1
-    res = _enc(encoder, preset="default", quant="3", max_bytes=cap)
-    assert len(res.data) <= cap
+    # the best IoU within a cap: the largest plan that fits, never over it
+    cap = len(laddered.data) + 60
+    res = _enc(encoder, preset="default", max_bytes=cap)
+    assert len(res.data) <= cap and len(res.header["trials"]) == 1
+    assert res.header["trials"][0]["bytes"] == len(res.data)
     with pytest.raises(UsageError, match="no network fits --max-bytes 50"):
         _enc(encoder, max_bytes=50)
     hard = _enc(encoder, target_iou=1.0)
@@ -210,3 +212,19 @@ def test_v1_requests_write_v1(encoder) -> None:
     assert header.quant == "fp16"
     assert set(header.options) == {"preset", "resolution", "fill", "quant", "seed", "threads",
                                    "arch"}
+
+
+def test_search_reward_counts_bytes_at_the_paper_rate(encoder) -> None:
+    from occcodec.encoder.search import SearchBudget, reward
+
+    common = {"rounds": 1, "per_round": 1, "epochs": 1, "encodings": (0,), "max_params": None,
+              "lr": 1e-2, "subsample": 1.0, "acc_weight": 25.0}
+    by_params = SearchBudget(**common)
+    # bytes proportional to parameters: the paper's reward exactly
+    by_bytes = SearchBudget(**common, size_bytes=lambda a: 3 * a.params)
+    for arch in (SMALL, LARGE):
+        assert by_params.reward(0.99, arch) == reward(0.99, arch.params, 25.0)
+        assert by_bytes.reward(0.99, arch) == pytest.approx(by_params.reward(0.99, arch))
+    # real low-bit sizes: the channel costs make a wide first layer on a PE dearer
+    real = SearchBudget(**common, size_bytes=lambda a: _size(a, layer_bits(a, (8, 4))))
+    assert real.reward(0.99, SMALL) > real.reward(0.99, LARGE)
