@@ -71,9 +71,10 @@ def _as_mesh(source: Any) -> trimesh.Trimesh | None:
 
 
 def encode_result(source: PathLike | np.ndarray | Any, *, preset: str = "default",
-                  resolution: int = 128, fill: str = "auto", quant: str = "fp16",
+                  resolution: int = 128, fill: str = "auto", quant: str = "auto",
                   seed: int = 0, threads: int = 0, arch: str | None = None,
-                  max_params: int | None = None,
+                  max_params: int | None = None, target_iou: float | None = None,
+                  max_bytes: int | None = None, strip: bool = False,
                   progress: Progress | None = None) -> EncodeResult:
     """As :func:`encode`, but returns the full :class:`~occcodec.encoder.pipeline.EncodeResult`
     (the bytes, the header, the network, the device, the seconds and the search's candidates).
@@ -82,7 +83,8 @@ def encode_result(source: PathLike | np.ndarray | Any, *, preset: str = "default
     from occcodec.shapes import inputs
 
     opts = EncodeOptions(preset=preset, resolution=resolution, fill=fill, quant=quant,
-                         seed=seed, threads=threads, arch=arch, max_params=max_params)
+                         seed=seed, threads=threads, arch=arch, max_params=max_params,
+                         target_iou=target_iou, max_bytes=max_bytes, strip=strip)
     if isinstance(source, (str, os.PathLike)):
         return encode(source, opts, progress)
     if isinstance(source, np.ndarray):
@@ -100,8 +102,9 @@ def encode_result(source: PathLike | np.ndarray | Any, *, preset: str = "default
 
 
 def encode(source: PathLike | np.ndarray | Any, *, preset: str = "default",
-           resolution: int = 128, fill: str = "auto", quant: str = "fp16", seed: int = 0,
+           resolution: int = 128, fill: str = "auto", quant: str = "auto", seed: int = 0,
            threads: int = 0, arch: str | None = None, max_params: int | None = None,
+           target_iou: float | None = None, max_bytes: int | None = None, strip: bool = False,
            progress: Progress | None = None) -> bytes:
     """Compress a shape into ``.occ`` bytes.
 
@@ -112,9 +115,11 @@ def encode(source: PathLike | np.ndarray | Any, *, preset: str = "default",
         ``trimesh.Trimesh`` or ``trimesh.Scene`` (world coordinates, voxelized at
         ``resolution`` with ``fill``); or a 3-D numpy array, used as given (nonzero =
         occupied, 16..512 per axis).
-    preset, resolution, fill, quant, seed, threads, arch, max_params
+    preset, resolution, fill, quant, seed, threads, arch, max_params, target_iou, max_bytes, strip
         As the ``occcodec encode`` options of the same names (see the README). The same
-        source, options, seed and thread count give the same bytes.
+        source, options, seed and thread count give the same bytes. ``quant="auto"`` (the
+        default) writes a low-bit (v2) file at the fewest bytes that reach ``target_iou``
+        (the preset's when None), or the best IoU within ``max_bytes``.
     progress
         An :class:`occcodec.progress.Progress` to report stages to (default: silent).
 
@@ -128,11 +133,12 @@ def encode(source: PathLike | np.ndarray | Any, *, preset: str = "default",
     InputError
         The source cannot be read or holds no shape.
     UsageError
-        An option is invalid.
+        An option is invalid, or no network fits ``max_bytes``.
     """
     return encode_result(source, preset=preset, resolution=resolution, fill=fill,
                          quant=quant, seed=seed, threads=threads, arch=arch,
-                         max_params=max_params, progress=progress).data
+                         max_params=max_params, target_iou=target_iou, max_bytes=max_bytes,
+                         strip=strip, progress=progress).data
 
 
 class DecodedShape:

@@ -88,7 +88,7 @@ def test_encode_numpy_grid_as_given() -> None:
              / np.array([7.0, 6.0, 9.0])[:, None, None, None]) ** 2).sum(axis=0) <= 1.0
     shape = occcodec.decode(occcodec.encode(grid, **SMALL))
     assert shape.header.grid == (20, 18, 24)
-    assert shape.header.raw["fill"] == "given"
+    assert shape.header.fill == "given"
     got = shape.voxels()
     iou = (got & grid).sum() / (got | grid).sum()
     assert iou == pytest.approx(shape.header.raw["metrics"]["iou"])

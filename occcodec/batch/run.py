@@ -38,8 +38,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from occcodec.batch.plan import (MANIFEST, Item, check_existing, classify, new_record, plan,
-                                read_manifest, remove_temporaries, write_manifest)
+from occcodec.batch.plan import (
+    MANIFEST,
+    Item,
+    check_existing,
+    classify,
+    new_record,
+    plan,
+    read_manifest,
+    remove_temporaries,
+    write_manifest,
+)
 from occcodec.batch.view import BatchView
 from occcodec.batch.workers import Engine, Event, InlineEngine, Job, LocalEngine
 from occcodec.errors import InputError, OccError, OutputError, UsageError

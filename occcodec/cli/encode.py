@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +41,19 @@ def run(args: argparse.Namespace) -> int:
         res = encode_result(args.input, progress=progress, **encode_kwargs(args))
     finally:
         progress.close()
+    if args.max_bytes is not None and len(res.data) > args.max_bytes:  # never silently
+        raise UsageError(f"the encoder made {len(res.data):,} bytes, over --max-bytes "
+                         f"{args.max_bytes:,}: nothing written")
     atomic_write_bytes(out, res.data, force=args.force)
+    if res.note:  # rate control kept the closest result: say so, even with -q
+        print(f"warning: {res.note}", file=sys.stderr)
     m = res.header["metrics"]
     record = {"output": str(out), "bytes": len(res.data), "arch": str(res.arch),
               "params": m["params"], "iou": m["iou"], "accuracy": m["accuracy"],
               "seconds": round(res.seconds, 2), "device": res.device,
               "fill": res.header["fill"], "quant": res.header["quant"],
-              "candidates": res.candidates}
+              "candidates": res.candidates, "note": res.note or None,
+              "trials": res.header.get("trials")}
     emit(args.json, record, f"wrote {out}: {len(res.data):,} bytes, {res.arch} "
          f"({m['params']:,} params), IoU {m['iou'] * 100:.2f} %, {res.seconds:.1f} s on "
          f"{res.device}")

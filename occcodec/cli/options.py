@@ -10,8 +10,8 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["add_encode_options", "arch_spec", "emit", "fraction", "encode_kwargs", "encode_options", "int_range",
-           "print_table"]
+__all__ = ["add_encode_options", "arch_spec", "emit", "encode_kwargs", "encode_options",
+           "fraction", "int_range", "print_table", "unit_fraction"]
 
 
 def int_range(lo: int, hi: int | None = None, what: str = "value") -> Callable[[str], int]:
@@ -55,9 +55,26 @@ def fraction(text: str) -> float:
     return value
 
 
+def unit_fraction(what: str) -> Callable[[str], float]:
+    """An argparse ``type``: a number in (0, 1]."""
+
+    def conv(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be a number, got {text!r}") from None
+        if not 0.0 < value <= 1.0:
+            raise argparse.ArgumentTypeError(f"{what} {value} is outside (0, 1], e.g. 0.99")
+        return value
+
+    conv.__name__ = what
+    return conv
+
+
 def add_encode_options(p: argparse.ArgumentParser) -> None:
     """Options shared by ``encode``, ``batch`` and ``bench`` (one code path, the same bytes)."""
     from occcodec.encoder.presets import PRESETS
+    from occcodec.encoder.rate import LOWBIT_QUANTS
     from occcodec.format.quant import SCHEMES
     from occcodec.shapes.frame import FILL_MODES, MAX_MESH_RESOLUTION, MIN_DIM
 
@@ -70,8 +87,10 @@ def add_encode_options(p: argparse.ArgumentParser) -> None:
                         f"{lo}..{hi} (default 128)")
     g.add_argument("--fill", choices=list(FILL_MODES), default="auto",
                    help="solid fills closed surfaces; shell keeps surface voxels (default auto)")
-    g.add_argument("--quant", choices=list(SCHEMES), default="fp16",
-                   help="weight precision (default fp16)")
+    g.add_argument("--quant", choices=[*LOWBIT_QUANTS, *SCHEMES], default="auto",
+                   help="weights: auto (default: low-bit, bits chosen per shape), N = 3..8 "
+                        "bits after an 8-bit first layer, or a v1 file's fp32/fp16/int8/"
+                        "int8-layer")
     g.add_argument("--seed", type=int_range(0, 2**32 - 1, "seed"), default=0,
                    help="random seed; same input + seed + threads = same file (default 0)")
     g.add_argument("--threads", type=int_range(1, 1024, "threads"), default=0, metavar="N",
@@ -80,6 +99,13 @@ def add_encode_options(p: argparse.ArgumentParser) -> None:
                    help='skip the search and train this network, e.g. "pe4,24:swish,24:swish"')
     g.add_argument("--max-params", type=int_range(20, 10**7, "max-params"), metavar="N",
                    help="cap the searched networks' parameter count")
+    g.add_argument("--target-iou", type=unit_fraction("target-iou"), metavar="T",
+                   help="the smallest file whose IoU on the encoded grid is at least T, "
+                        "e.g. 0.99 (default: the preset's target)")
+    g.add_argument("--max-bytes", type=int_range(1, 10**9, "max-bytes"), metavar="N",
+                   help="the highest IoU in a file of at most N bytes (never more)")
+    g.add_argument("--strip", action="store_true",
+                   help="leave out the metadata (encoder, options, source hash, metrics)")
 
 
 def encode_kwargs(args: argparse.Namespace, threads: int | None = None) -> dict[str, Any]:
@@ -87,7 +113,8 @@ def encode_kwargs(args: argparse.Namespace, threads: int | None = None) -> dict[
     return {"preset": args.preset, "resolution": args.resolution, "fill": args.fill,
             "quant": args.quant, "seed": args.seed,
             "threads": args.threads if threads is None else threads,
-            "arch": args.arch, "max_params": args.max_params}
+            "arch": args.arch, "max_params": args.max_params,
+            "target_iou": args.target_iou, "max_bytes": args.max_bytes, "strip": args.strip}
 
 
 def encode_options(args: argparse.Namespace, threads: int | None = None) -> Any:

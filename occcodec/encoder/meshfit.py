@@ -149,9 +149,11 @@ def reference(shape: Shape, rng: np.random.Generator) -> MeshReference:
     return ref
 
 
-def mesh_metrics(arch: Arch, weights: Weights, ref: MeshReference, mesh: Any) -> dict[str, Any]:
+def mesh_metrics(arch: Arch, weights: Weights, ref: MeshReference, mesh: Any,
+                 surface: bool = True) -> dict[str, Any]:
     """IoU and accuracy against ``ref``, and ``surface_chamfer`` against ``mesh`` (world
-    units), all from the decoder's own numpy code (the sparse decoder, ``network.logits``).
+    units; skipped when ``surface`` is false, as for rate control's trials), all from the
+    decoder's own numpy code (the sparse decoder, ``network.logits``).
 
     ``iou_sampled`` is the number of voxel centres the IoU was estimated on (0: all).
     """
@@ -165,8 +167,9 @@ def mesh_metrics(arch: Arch, weights: Weights, ref: MeshReference, mesh: Any) ->
         f = sparse_field(arch, weights, ref.dims)
         pred = f.voxels()
         truth, n = ref.grid, ref.grid.size
-        verts, faces = field_mesh(f)
-        verts = to_world(verts, f.shape, ref.center, ref.scale)
+        if surface:
+            verts, faces = field_mesh(f)
+            verts = to_world(verts, f.shape, ref.center, ref.scale)
         out["iou_sampled"] = 0
     else:
         assert ref.index is not None and ref.labels is not None
@@ -174,13 +177,16 @@ def mesh_metrics(arch: Arch, weights: Weights, ref: MeshReference, mesh: Any) ->
         pred = np.concatenate([network.logits(arch, weights, p[s : s + (1 << 18)]) > 0
                                for s in range(0, len(p), 1 << 18)]).reshape(-1)
         truth, n = ref.labels, len(ref.labels)
-        mesh_dims = network.scaled_shape(ref.dims, FULL_TRUTH_EDGE)
-        verts, faces = sparse_mesh(arch, weights, mesh_dims, ref.center, ref.scale)
+        if surface:
+            mesh_dims = network.scaled_shape(ref.dims, FULL_TRUTH_EDGE)
+            verts, faces = sparse_mesh(arch, weights, mesh_dims, ref.center, ref.scale)
         out["iou_sampled"] = int(n)
     inter = int(np.count_nonzero(pred & truth))
     union = int(np.count_nonzero(pred | truth))
     out["iou"] = inter / union if union else 1.0
     out["accuracy"] = float(np.count_nonzero(pred == truth)) / n
+    if not surface:
+        return out
     decoded = trimesh.Trimesh(vertices=verts, faces=faces, process=False)
     out["surface_chamfer"] = float(surface_chamfer(decoded, mesh, CHAMFER_POINTS)["chamfer"])
     return out

@@ -16,7 +16,8 @@ import numpy as np
 
 from occcodec import __version__
 from occcodec.encoder.presets import PRESETS, EncodeOptions, Preset, default_threads
-from occcodec.encoder.rescue import rescue
+from occcodec.encoder.rate import is_lowbit
+from occcodec.encoder.rescue import FAIL_IOU, rescue
 from occcodec.errors import UsageError
 from occcodec.format import container, network
 from occcodec.format.arch import Arch, parse_arch
@@ -44,11 +45,15 @@ class EncodeResult:
     seconds: float
     fill_note: str
     candidates: list[dict[str, Any]] = field(default_factory=list)
+    #: Set when rate control missed the request: one line saying so and what to try.
+    note: str = ""
 
 
-def search_budget(preset: Preset, max_params: int | None = None) -> SearchBudget:
+def search_budget(preset: Preset, max_params: int | None = None,
+                  size_bytes: Any = None) -> SearchBudget:
     """The architecture search's budget under ``preset``; ``max_params`` (``--max-params``)
-    overrides the preset's cap when given."""
+    overrides the preset's cap when given; ``size_bytes(arch)``, when given, makes the
+    reward's size term count file bytes."""
     from occcodec.encoder.search import SearchBudget
 
     return SearchBudget(
@@ -56,7 +61,8 @@ def search_budget(preset: Preset, max_params: int | None = None) -> SearchBudget
         encodings=preset.encodings, max_params=max_params or preset.max_params,
         lr=preset.search_lr, subsample=preset.subsample, end_bias=preset.end_bias,
         acc_weight=preset.acc_weight, reward_accuracy=preset.reward_accuracy,
-        controller=preset.controller, weight_sharing=preset.weight_sharing)
+        controller=preset.controller, weight_sharing=preset.weight_sharing,
+        size_bytes=size_bytes)
 
 
 def measure(arch: Arch, raw: bytes, quant: str, grid: np.ndarray) -> dict[str, Any]:
@@ -71,32 +77,41 @@ def measure(arch: Arch, raw: bytes, quant: str, grid: np.ndarray) -> dict[str, A
     }
 
 
-Scorer = Callable[[Arch, bytes], dict[str, Any]]
+#: Scores decoded (float32) weights the way the file will be judged: ``(arch, weights,
+#: surface)`` -> metrics; ``surface=False`` skips the surface distance (rate-control trials).
+Scorer = Callable[[Arch, Any, bool], dict[str, Any]]
 
 
-def _training_set(shape: Shape, grid: np.ndarray, rng: np.random.Generator, quant: str,
-                  progress: Progress) -> tuple[Samples, Scorer]:
-    """The samples to train on and how the stored weights are scored, by input kind.
+def _training_set(shape: Shape, grid: np.ndarray, rng: np.random.Generator,
+                  progress: Progress
+                  ) -> tuple[Samples, Scorer, Callable[[Arch], dict[str, Any]]]:
+    """The samples to train on, how decoded weights are scored, and a template of the
+    metrics the score gives (same keys, values of the same encoded size: a v2 file's size is
+    predicted before training), by input kind.
 
-    A voxel input trains on its grid and is scored on it (:func:`measure`). A mesh input
-    trains on points labelled by its inside (or shell) rule and is scored against that rule
-    at the R^3 voxel centres, with a surface distance (:mod:`occcodec.encoder.meshfit`).
+    A voxel input trains on its grid and is scored on it. A mesh input trains on points
+    labelled by its inside (or shell) rule and is scored against that rule at the R^3 voxel
+    centres, with a surface distance (:mod:`occcodec.encoder.meshfit`).
     """
     from occcodec.encoder import meshfit
+    from occcodec.encoder.ratefit import grid_metrics
     from occcodec.encoder.sampling import make_samples
 
     if shape.mesh is None:
-        return make_samples(grid, rng), lambda net, raw: measure(net, raw, quant, grid)
+        return (make_samples(grid, rng), lambda net, w, surface=True: grid_metrics(net, w, grid),
+                lambda net: {"iou": 0.0, "accuracy": 0.0, "params": net.params})
     samples = meshfit.mesh_samples(shape, rng)
     progress.note(f"training on {len(samples.train_x)} points drawn from the mesh "
                   f"({shape.fill} rule)")
     ref = meshfit.reference(shape, rng)
     mesh = shape.mesh
 
-    def score(net: Arch, raw: bytes) -> dict[str, Any]:
-        return meshfit.mesh_metrics(net, dequantize(raw, net, quant), ref, mesh)
+    def score(net: Arch, weights: Any, surface: bool = True) -> dict[str, Any]:
+        return meshfit.mesh_metrics(net, weights, ref, mesh, surface)
 
-    return samples, score
+    sampled = 0 if ref.grid is not None else len(ref.labels)  # type: ignore[arg-type]
+    return samples, score, lambda net: {"params": net.params, "iou_sampled": sampled,
+                                        "iou": 0.0, "accuracy": 0.0, "surface_chamfer": 0.0}
 
 
 def encode(path: str | os.PathLike[str], options: EncodeOptions,
@@ -141,6 +156,7 @@ def encode_shape(shape: Shape, source_sha256: bytes, options: EncodeOptions,
         progress.note(shape.fill_note)
     progress.advance(f"{'x'.join(map(str, grid.shape))}, {int(grid.sum())} occupied")
 
+    from occcodec.encoder import ratefit
     from occcodec.encoder import search as nas
     from occcodec.encoder import train as tr
     from occcodec.encoder.tf import configure
@@ -149,7 +165,7 @@ def encode_shape(shape: Shape, source_sha256: bytes, options: EncodeOptions,
     progress.note(f"training on {device} with {opts.threads} thread(s)")
     rng = np.random.default_rng(opts.seed)
     progress.stage("sample")
-    samples, score = _training_set(shape, grid, rng, opts.quant, progress)
+    samples, score, template = _training_set(shape, grid, rng, progress)
     progress.advance(f"{len(samples.train_x)} samples, {samples.boundary} on the boundary")
 
     def epoch_hook(e: int, loss: float, acc: float) -> None:
@@ -158,11 +174,14 @@ def encode_shape(shape: Shape, source_sha256: bytes, options: EncodeOptions,
     candidates: list[dict[str, Any]] = []
     fallback: Any = None  # the search's most accurate candidate, when not the one picked
     most_accurate: Any = None  # the same, for rescue(), whatever the preset
+    low = (ratefit.Lowbit(shape, score, template, source_sha256, opts, preset)
+           if is_lowbit(opts.quant) else None)  # low-bit (v2) files: encoder/rate.py
+    found: list[Any] = []
     if opts.arch:
         arch = parse_arch(opts.arch)
         start = tr.init_weights(arch, rng)
     else:
-        budget = search_budget(preset, opts.max_params)
+        budget = search_budget(preset, opts.max_params, low and low.search_size())
         progress.stage("search", preset.rounds * preset.per_round)
 
         def cand_hook(k: int, n: int, c: nas.Candidate) -> None:
@@ -179,6 +198,25 @@ def encode_shape(shape: Shape, source_sha256: bytes, options: EncodeOptions,
         most_accurate = max(found, key=lambda c: c.accuracy)
         if preset.retry_below is not None and most_accurate.arch != best.arch:
             fallback = most_accurate
+    if low is not None:
+        data, record, arch, note = low.encode(arch, start, found, samples, rng, progress,
+                                              epoch_hook)
+        if record["metrics"]["iou"] < FAIL_IOU:  # not captured: escalate, or no file
+
+            def fit_low(net: Arch, weights: Any, epochs: int) -> tuple[bytes, dict[str, Any]]:
+                blob, rec = low.single(net, weights, epochs, samples, rng, progress,
+                                       epoch_hook)
+                record.update(rec)
+                return blob, rec["metrics"]
+
+            arch, data, _ = rescue(grid, arch, data, record["metrics"], fit=fit_low,
+                                   candidate=most_accurate,
+                                   init=lambda net: tr.init_weights(net, rng),
+                                   epochs=preset.final_epochs, progress=progress,
+                                   fixed_arch=bool(opts.arch))
+        return EncodeResult(data, record, arch, device, time.perf_counter() - t0,
+                            shape.fill_note, candidates, note)
+
     def fit(net: Arch, weights: Any, epochs: int | None = None) -> tuple[bytes, dict[str, Any]]:
         """The final training, then quantization and the decoder's own measurement."""
         epochs = epochs or preset.final_epochs
@@ -187,7 +225,7 @@ def encode_shape(shape: Shape, source_sha256: bytes, options: EncodeOptions,
                            keep_best=True, on_epoch=epoch_hook, final_lr=preset.final_lr_end)
         progress.stage("quantize")
         stored = quantize(trained.weights, opts.quant)
-        measured = score(net, stored)
+        measured = score(net, dequantize(stored, net, opts.quant), True)
         progress.advance(f"IoU {measured['iou'] * 100:.2f} %")
         return stored, measured
 

@@ -11,6 +11,7 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from occcodec.encoder.rate import LOWBIT_QUANTS, is_lowbit
 from occcodec.errors import UsageError
 from occcodec.format.arch import parse_arch
 from occcodec.format.quant import SCHEMES
@@ -51,6 +52,19 @@ class Preset:
         candidate's accuracy is scored, which controller samples, how candidates share
         weights, and which candidate the final fit trains. The defaults are ours; ``paper``
         follows the original code (README, "The paper preset").
+    target_iou
+        The IoU a low-bit file (``--quant auto`` or ``N``) aims at, at the fewest bytes,
+        when neither ``--target-iou`` nor ``--max-bytes`` is given (``encoder/rate.py``).
+    qat_epochs, qat_lr
+        Passes and starting learning rate of the quantization-aware fine-tune that scores
+        each bit allocation of a low-bit file (cosine down to a tenth).
+    auto_pairs
+        The (first-layer, later-layer) bit pairs ``--quant auto`` chooses from; ``()`` means
+        all of :data:`occcodec.encoder.rate.BIT_PAIRS`. ``fast`` takes 8+4 only: one QAT run.
+    size_term
+        What the search reward's size term counts for low-bit files: ``"bytes"`` (the
+        predicted file size at the search's bit pair) or ``"params"`` (the paper's). Files
+        of the v1 schemes (fp16, int8, ...) always use parameters, so their bytes stay.
     """
 
     rounds: int
@@ -70,6 +84,11 @@ class Preset:
     controller: str = "plain"
     weight_sharing: str = "position"
     final_pick: str = "reward"
+    target_iou: float = 0.98
+    qat_epochs: int = 8
+    qat_lr: float = 1e-3
+    auto_pairs: tuple[tuple[int, int], ...] = ()
+    size_term: str = "bytes"
 
 
 PRESETS: dict[str, Preset] = {
@@ -77,7 +96,8 @@ PRESETS: dict[str, Preset] = {
     "fast": Preset(
         rounds=1, per_round=3, search_epochs=2, final_epochs=8, encodings=(0, 4),
         search_lr=1e-2, final_lr=1e-2, subsample=0.5, max_params=None,
-        end_bias=2.6, acc_weight=10.0, final_lr_end=3e-4,
+        end_bias=2.6, acc_weight=10.0, final_lr_end=3e-4, target_iou=0.95, qat_epochs=2,
+        auto_pairs=((8, 4),),
     ),
     # Tuned for fidelity and size within about a minute per shape on 2 CPU cores (the
     # figures are in README.md): 12 candidates, positional encodings, a retry under 97 % IoU.
@@ -94,6 +114,7 @@ PRESETS: dict[str, Preset] = {
         search_lr=1e-3, final_lr=1e-3, subsample=1.0, max_params=None,
         reward_accuracy="epoch-weighted", controller="hybrid",
         weight_sharing="layer-pair", final_pick="accuracy-window",
+        target_iou=0.99, qat_epochs=10, size_term="params",
     ),
 }
 
@@ -127,11 +148,14 @@ class EncodeOptions:
     preset: str = "default"
     resolution: int = 128
     fill: str = "auto"
-    quant: str = "fp16"
+    quant: str = "auto"
     seed: int = 0
     threads: int = 0  # 0: one per usable core
     arch: str | None = None
     max_params: int | None = None
+    target_iou: float | None = None
+    max_bytes: int | None = None
+    strip: bool = False  # no meta section (v2 files); not recorded: a stripped file has none
 
     def resolved(self) -> EncodeOptions:
         """Validate and fill defaults.
@@ -143,8 +167,10 @@ class EncodeOptions:
         """
         preset(self.preset)
         check_fill(self.fill)
-        if self.quant not in SCHEMES:
-            raise UsageError(f"unknown quantization {self.quant!r}: use {', '.join(SCHEMES)}")
+        if self.quant not in SCHEMES and not is_lowbit(self.quant):
+            raise UsageError(f"unknown quantization {self.quant!r}: use "
+                             f"{', '.join(LOWBIT_QUANTS + SCHEMES)}")
+        self._check_rate()
         check_encode_resolution(self.resolution)
         if not 0 <= self.seed < 2**32:
             raise UsageError(f"seed {self.seed} must be in 0..{2**32 - 1}")
@@ -156,8 +182,28 @@ class EncodeOptions:
         arch = str(parse_arch(self.arch)) if self.arch else None
         return EncodeOptions(preset=self.preset, resolution=self.resolution, fill=self.fill,
                              quant=self.quant, seed=self.seed, threads=threads, arch=arch,
-                             max_params=self.max_params)
+                             max_params=self.max_params, target_iou=self.target_iou,
+                             max_bytes=self.max_bytes, strip=self.strip)
+
+    def _check_rate(self) -> None:
+        """``--target-iou`` and ``--max-bytes`` need a low-bit file and sane values.
+
+        Raises
+        ------
+        UsageError
+            On a value out of range, or either option with a v1 quantization.
+        """
+        if self.target_iou is not None and not 0.0 < self.target_iou <= 1.0:
+            raise UsageError(f"--target-iou {self.target_iou} must lie in (0, 1], e.g. 0.99")
+        if self.max_bytes is not None and self.max_bytes < 1:
+            raise UsageError(f"--max-bytes {self.max_bytes} must be at least 1")
+        rate = self.target_iou is not None or self.max_bytes is not None
+        if (rate or self.strip) and not is_lowbit(self.quant):
+            what = "--strip" if not rate else "--target-iou and --max-bytes"
+            raise UsageError(f"{what} need a low-bit file: use --quant auto or 3..8, not "
+                             f"--quant {self.quant}")
 
     def record(self) -> dict[str, Any]:
-        """The options as the header's ``options`` map (unset ones left out)."""
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        """The options as the header's ``options`` map (unset ones left out; ``strip`` never:
+        a stripped file has no options map, and v1 files keep the map they always had)."""
+        return {k: v for k, v in asdict(self).items() if v is not None and k != "strip"}

@@ -20,7 +20,6 @@ from occcodec.errors import UsageError
 from occcodec.format.arch import Arch
 from occcodec.format.network import Weights
 
-
 #: A forward-pass transform of one dense layer: (index, kernel, bias) -> (kernel, bias).
 LayerFn = Callable[[int, tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
 #: Compile training steps with XLA (see Trainer.__init__ for the measurement behind False).

@@ -1,0 +1,272 @@
+"""The training side of rate control: float fit, QAT at each plan's bits, the decoder's IoU.
+
+:mod:`occcodec.encoder.rate` decides which plans (network x bits per layer) to try; this
+module trains them. Each network gets one float fit (the preset's final fit, cached: the
+plans of one network share it), then each plan a short quantization-aware fine-tune from
+those float weights (:func:`occcodec.encoder.qat.finetune`), quantized by
+``lowbit.quantize`` and measured on the encoded grid by the decoder's numpy network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from occcodec import __version__
+from occcodec.encoder import qat
+from occcodec.encoder import train as tr
+from occcodec.encoder.presets import EncodeOptions, Preset
+from occcodec.encoder.rate import (
+    Outcome,
+    Plan,
+    SizeFn,
+    Trial,
+    bit_pairs,
+    control,
+    layer_bits,
+    plans,
+    search_pair,
+)
+from occcodec.encoder.sampling import Samples
+from occcodec.format import lowbit, network
+from occcodec.format.arch import Arch
+from occcodec.format.network import Weights
+from occcodec.progress import Progress
+from occcodec.shapes.frame import axis_coords
+
+#: The float IoU a network must reach for its plans to be tried against a target: QAT
+#: trains on, so a quantized network can end a little above its float fit. A margin, not a
+#: measured bound; a network under it still gets its largest plan trained (as the closest).
+CEILING_SLACK = 0.002
+
+
+@dataclass
+class Start:
+    """A network the rate control may train, with the weights its float fit starts from."""
+
+    arch: Arch
+    weights: Weights
+    accuracy: float = 0.0  # the search's validation accuracy (0: not searched)
+
+
+def grid_metrics(arch: Arch, weights: Weights, grid: np.ndarray) -> dict[str, Any]:
+    """IoU and accuracy on ``grid`` of float32 ``weights``, by the decoder's own network."""
+    pred = network.occupancy_grid(arch, weights, axis_coords(grid.shape))
+    inter = int(np.count_nonzero(pred & grid))
+    union = int(np.count_nonzero(pred | grid))
+    return {"iou": inter / union if union else 1.0,
+            "accuracy": float(np.count_nonzero(pred == grid)) / grid.size,
+            "params": arch.params}
+
+
+def effective_target(opts: EncodeOptions, preset: Preset) -> float | None:
+    """``--target-iou`` when given; else none under ``--max-bytes`` (the best IoU within
+    it); else the preset's target."""
+    if opts.target_iou is not None or opts.max_bytes is not None:
+        return opts.target_iou
+    return preset.target_iou
+
+
+def order_starts(found: Sequence[Start], pick: Start, quant: str, size: SizeFn,
+                 max_bytes: int | None, target: float | None,
+                 auto: tuple[tuple[int, int], ...] = ()) -> list[Start]:
+    """The networks rate control tries, in order (at most two: each costs a float fit).
+
+    With a target: the search's pick, then its most accurate candidate (the search's
+    accuracies are of short fits, so a larger network is the step up when the pick misses).
+    With only ``--max-bytes``: the most accurate candidates that have a plan within it.
+    """
+    most_accurate = max(found, key=lambda s: s.accuracy) if found else pick
+    if target is not None:
+        order = [pick, most_accurate]
+    else:
+        pairs = bit_pairs(quant, auto)
+        order = sorted(found, key=lambda s: -s.accuracy) or [pick]
+        order = [s for s in order if plans(s.arch, pairs, size, max_bytes)] or [pick]
+    out: list[Start] = []
+    for s in order:
+        if all(str(s.arch) != str(o.arch) for o in out):
+            out.append(s)
+    return out[:2]
+
+
+#: Scores decoded float32 weights as the file will be judged (the pipeline's scorer):
+#: ``(arch, weights, surface)`` -> metrics with at least ``iou``, ``accuracy``, ``params``.
+Score = Callable[[Arch, Weights, bool], dict[str, Any]]
+
+
+def run(starts: Sequence[Start], samples: Samples, score: Score, preset: Preset,
+        opts: EncodeOptions, rng: np.random.Generator, progress: Progress, size: SizeFn,
+        epoch_hook: Callable[[int, float, float], None] | None = None) -> Outcome:
+    """Train and measure plans until the request is met (or the networks are spent).
+
+    Trials are scored without the surface distance; the caller measures the chosen one
+    fully.
+
+    Raises
+    ------
+    UsageError
+        When no plan fits ``--max-bytes``.
+    """
+    floats: dict[str, tuple[Weights, float]] = {}
+    target = effective_target(opts, preset)
+    by_key = {str(s.arch): s for s in starts}
+
+    def float_fit(arch: Arch) -> tuple[Weights, float]:
+        key = str(arch)
+        if key not in floats:
+            progress.stage("train", preset.final_epochs)
+            res = tr.train(arch, by_key[key].weights, samples, preset.final_epochs, rng,
+                           lr=preset.final_lr, keep_best=True, on_epoch=epoch_hook,
+                           final_lr=preset.final_lr_end)
+            iou = score(arch, res.weights, False)["iou"]
+            progress.note(f"{arch}: float IoU {iou * 100:.2f} %")
+            floats[key] = (res.weights, iou)
+        return floats[key]
+
+    def evaluate(plan: Plan) -> Trial:
+        weights, _ = float_fit(plan.arch)
+        progress.stage("quantize", preset.qat_epochs)
+        tuned = qat.finetune(plan.arch, weights, samples, plan.bits, preset.qat_epochs, rng,
+                             lr=preset.qat_lr, final_lr=preset.qat_lr / 10)
+        payload = lowbit.quantize(tuned.weights, plan.bits)
+        decoded = lowbit.dequantize(payload, plan.arch, plan.bits)
+        metrics = score(plan.arch, decoded, False)
+        progress.note(f"{plan.arch} at bits {list(plan.bits)}: IoU {metrics['iou'] * 100:.2f} "
+                      f"% in {plan.nbytes:,} bytes")
+        return Trial(plan, metrics["iou"], payload, metrics)
+
+    def ceiling(arch: Arch) -> float:
+        return float_fit(arch)[1] + CEILING_SLACK
+
+    return control([s.arch for s in starts], bit_pairs(opts.quant, preset.auto_pairs), size,
+                   evaluate,
+                   target=target, max_bytes=opts.max_bytes, ceiling=ceiling)
+
+
+class Lowbit:
+    """A low-bit (v2) file of one shape: its predicted sizes, its rate control, its bytes."""
+
+    def __init__(self, shape: Any, score: Score, template: Callable[[Arch], dict[str, Any]],
+                 source_sha256: bytes, opts: EncodeOptions, preset: Preset) -> None:
+        # template(arch): metrics of the size the real ones will have (v2 packs metric floats
+        # as float32, 5 bytes whatever the value; counts are known before training)
+        self.shape, self.score, self.template, self.sha = shape, score, template, source_sha256
+        self.opts, self.preset = opts, preset
+
+    def header(self, arch: Arch, bits: Sequence[int]) -> Any:
+        """The lean v2 header of ``arch`` at ``bits``."""
+        from occcodec.format import v2
+
+        gf = self.shape.grid_frame  # the R^3 grid of the truth (meshes may exceed the voxels)
+        nx, ny, nz = (int(n) for n in gf.shape)
+        cx, cy, cz = (float(c) for c in gf.center)
+        return v2.LeanHeader(
+            grid=(nx, ny, nz), center=(cx, cy, cz),
+            scale=float(gf.scale), fill=self.shape.fill, arch=arch,
+            weights=v2.WeightsSpec("lowbit", bits=tuple(int(b) for b in bits),
+                                   bias_bits=lowbit.BIAS_BITS))
+
+    def meta(self, metrics: dict[str, Any]) -> dict[str, Any] | None:
+        """The optional meta section (None with ``--strip``): encoder, options, source,
+        metrics measured by the decoder's code."""
+        if self.opts.strip:
+            return None
+        return {"encoder": f"occcodec {__version__}",
+                "source": {"kind": self.shape.source_kind, "sha256": self.sha},
+                "options": self.opts.record(), "metrics": metrics}
+
+    def size(self, arch: Arch, bits: tuple[int, ...]) -> int:
+        """The exact size of the file ``arch`` at ``bits`` will be written as."""
+        from occcodec.format import v2
+
+        meta = self.meta(self.template(arch))
+        return lowbit.payload_bytes(arch, bits) + v2.overhead(self.header(arch, bits), meta)
+
+    def search_size(self) -> Callable[[Arch], int] | None:
+        """The search reward's size term (bytes at the search's bit pair), or None when the
+        preset keeps the paper's parameter count."""
+        if self.preset.size_term != "bytes":
+            return None
+        pair = search_pair(self.opts.quant, self.preset.auto_pairs)
+        return lambda arch: self.size(arch, layer_bits(arch, pair))
+
+    def pack(self, trial: Trial) -> bytes:
+        """The file of a measured trial."""
+        from occcodec.format import v2
+
+        plan = trial.plan
+        return v2.pack(self.header(plan.arch, plan.bits), trial.payload,
+                       self.meta(dict(trial.metrics)))
+
+    def encode(self, arch: Arch, start: Weights, found: Sequence[Any], samples: Samples,
+               rng: np.random.Generator, progress: Progress,
+               epoch_hook: Callable[[int, float, float], None] | None
+               ) -> tuple[bytes, dict[str, Any], Arch, str]:
+        """Rate control over the search's networks, then the file.
+
+        Returns the file's bytes, its record for ``EncodeResult.header`` (metrics, fill,
+        quant, bits, the trials), the network, and the rate-control note ("" when the
+        request was met).
+
+        Raises
+        ------
+        UsageError
+            When no plan fits ``--max-bytes``.
+        """
+        pick = next((Start(c.arch, c.weights, c.accuracy) for c in found
+                     if str(c.arch) == str(arch)), Start(arch, start))
+        starts = order_starts([Start(c.arch, c.weights, c.accuracy) for c in found], pick,
+                              self.opts.quant, self.size, self.opts.max_bytes,
+                              effective_target(self.opts, self.preset),
+                              self.preset.auto_pairs)
+        outcome = run(starts, samples, self.score, self.preset, self.opts, rng, progress,
+                      self.size, epoch_hook)
+        chosen = self._measured(outcome.chosen)
+        data = self.pack(chosen)
+        # Rate control relied on the prediction; a file over --max-bytes is never returned.
+        cap = self.opts.max_bytes
+        if len(data) != chosen.plan.nbytes or (cap is not None and len(data) > cap):
+            raise RuntimeError(f"internal error: predicted {chosen.plan.nbytes} bytes, packed "
+                               f"{len(data)} (--max-bytes {cap}); please report it")
+        if outcome.note:
+            progress.note(outcome.note)
+        bits = list(chosen.plan.bits)
+        record = {"metrics": dict(chosen.metrics), "fill": self.shape.fill,
+                  "quant": f"lowbit {','.join(map(str, bits))}", "bits": bits,
+                  "trials": [{"arch": str(t.plan.arch), "bits": list(t.plan.bits),
+                              "bytes": t.plan.nbytes, "iou": t.iou} for t in outcome.trials]}
+        return data, record, chosen.plan.arch, outcome.note
+
+    def _measured(self, trial: Trial) -> Trial:
+        """The trial with its full metrics (the surface distance too, for a mesh input)."""
+        plan = trial.plan
+        metrics = self.score(plan.arch, lowbit.dequantize(trial.payload, plan.arch, plan.bits),
+                             True)
+        return Trial(plan, metrics["iou"], trial.payload, metrics)
+
+    def single(self, arch: Arch, start: Weights, epochs: int, samples: Samples,
+               rng: np.random.Generator, progress: Progress,
+               epoch_hook: Callable[[int, float, float], None] | None
+               ) -> tuple[bytes, dict[str, Any]]:
+        """One network, ``epochs`` of float fit and a QAT fine-tune at the preset's largest
+        bit pair, no rate control: the rescue's fit (:mod:`occcodec.encoder.rescue`).
+
+        Returns the file and its record (metrics, quant, bits).
+        """
+        progress.stage("train", epochs)
+        res = tr.train(arch, start, samples, epochs, rng, lr=self.preset.final_lr,
+                       keep_best=True, on_epoch=epoch_hook, final_lr=self.preset.final_lr_end)
+        pairs = bit_pairs(self.opts.quant, self.preset.auto_pairs)
+        bits = layer_bits(arch, max(pairs))
+        progress.stage("quantize", self.preset.qat_epochs)
+        tuned = qat.finetune(arch, res.weights, samples, bits, self.preset.qat_epochs, rng,
+                             lr=self.preset.qat_lr, final_lr=self.preset.qat_lr / 10)
+        payload = lowbit.quantize(tuned.weights, bits)
+        plan = Plan(arch, tuple(bits), self.size(arch, tuple(bits)))
+        trial = self._measured(Trial(plan, 0.0, payload, {}))
+        return self.pack(trial), {"metrics": dict(trial.metrics), "bits": list(bits),
+                                  "quant": f"lowbit {','.join(map(str, bits))}"}

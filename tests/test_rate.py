@@ -1,0 +1,230 @@
+"""Rate control (encoder/rate.py, encoder/ratefit.py): the choice among plans with hand-made
+scores, then through the encoder on tiny grids with fixed small networks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from occcodec.encoder.presets import EncodeOptions
+from occcodec.encoder.rate import (
+    BIT_PAIRS,
+    Plan,
+    Trial,
+    bit_pairs,
+    control,
+    layer_bits,
+    plans,
+    smallest_passing,
+)
+from occcodec.errors import UsageError
+from occcodec.format import lowbit
+from occcodec.format.arch import parse_arch
+
+SMALL = parse_arch("pe2,16:relu,16:relu")
+LARGE = parse_arch("pe4,32:relu,32:relu")
+
+
+def _size(arch, bits):
+    return lowbit.payload_bytes(arch, bits) + 40  # any fixed overhead will do here
+
+
+class Scored:
+    """A hand-made evaluator: IoU of a plan from a table by (arch, bits); counts calls."""
+
+    def __init__(self, table):
+        self.table = table
+        self.calls: list[Plan] = []
+
+    def __call__(self, plan: Plan) -> Trial:
+        self.calls.append(plan)
+        return Trial(plan, self.table[(str(plan.arch), plan.bits)])
+
+
+def _table(arch, ious):
+    """IoUs for ``arch``'s plans in size order."""
+    ladder = plans(arch, BIT_PAIRS, _size)
+    assert len(ladder) == len(ious)
+    return {(str(arch), p.bits): iou for p, iou in zip(ladder, ious, strict=True)}
+
+
+def test_plans_sorted_by_size_and_within_cap() -> None:
+    ladder = plans(SMALL, BIT_PAIRS, _size)
+    sizes = [p.nbytes for p in ladder]
+    assert sizes == sorted(sizes) and len(ladder) == len(BIT_PAIRS)
+    assert all(p.nbytes == _size(SMALL, p.bits) for p in ladder)
+    capped = plans(SMALL, BIT_PAIRS, _size, max_bytes=sizes[2])
+    assert [p.nbytes for p in capped] == sizes[:3]
+    assert layer_bits(SMALL, (8, 3)) == (8, 3, 3)
+    assert bit_pairs("5") == ((8, 5),) and bit_pairs("auto") == BIT_PAIRS
+    with pytest.raises(UsageError):
+        bit_pairs("fp16")
+
+
+@pytest.mark.parametrize("first_pass", range(6))  # index of the smallest passing plan
+def test_smallest_passing_is_found_by_bisection(first_pass: int) -> None:
+    ious = [0.90 + 0.01 * i for i in range(5)]
+    target = ious[first_pass] if first_pass < 5 else 0.999
+    ladder = plans(SMALL, BIT_PAIRS, _size)
+    ev = Scored(_table(SMALL, ious))
+    passing, trials = smallest_passing(ladder, ev, target)
+    assert len(ev.calls) <= 3  # 5 plans: at most ceil(log2(6)) QAT runs
+    if first_pass == 5:
+        assert passing is None
+    else:
+        assert passing is not None and passing.plan == ladder[first_pass]
+    assert trials == [Trial(p, ev.table[(str(p.arch), p.bits)]) for p in ev.calls]
+
+
+def test_target_picks_smallest_passing_candidate_and_steps_up() -> None:
+    # the small network never reaches 0.99; the large one first does at its third plan
+    table = {**_table(SMALL, [0.95, 0.96, 0.97, 0.975, 0.98]),
+             **_table(LARGE, [0.985, 0.988, 0.991, 0.993, 0.995])}
+    ev = Scored(table)
+    out = control([SMALL, LARGE], BIT_PAIRS, _size, ev, target=0.99)
+    assert out.reached and not out.note
+    assert out.chosen.plan == plans(LARGE, BIT_PAIRS, _size)[2]
+    # a ceiling under the target skips the small network's ladder but its largest plan
+    ev2 = Scored(table)
+    out2 = control([SMALL, LARGE], BIT_PAIRS, _size, ev2, target=0.99,
+                   ceiling=lambda a: 0.981 if a == SMALL else 0.999)
+    assert out2.chosen.plan == out.chosen.plan
+    assert [p.arch for p in ev2.calls].count(SMALL) == 1
+    assert ev2.calls[0] == plans(SMALL, BIT_PAIRS, _size)[-1]
+
+
+def test_unreachable_target_gives_closest_and_one_line() -> None:
+    table = {**_table(SMALL, [0.95, 0.96, 0.97, 0.975, 0.98]),
+             **_table(LARGE, [0.96, 0.97, 0.975, 0.978, 0.979])}
+    out = control([SMALL, LARGE], BIT_PAIRS, _size, Scored(table), target=0.99)
+    assert not out.reached
+    best = max(out.trials, key=lambda t: t.iou)
+    assert out.chosen is best and out.chosen.iou == 0.98
+    assert "\n" not in out.note and "not reached" in out.note and "try" in out.note
+    assert "98.00 %" in out.note
+
+
+@pytest.mark.parametrize("cap", [300, 420, 520, 700, 5000])
+def test_max_bytes_is_never_exceeded(cap: int) -> None:
+    table = {**_table(SMALL, [0.95, 0.96, 0.97, 0.975, 0.98]),
+             **_table(LARGE, [0.96, 0.97, 0.975, 0.978, 0.99])}
+    fitting = [p for a in (LARGE, SMALL) for p in plans(a, BIT_PAIRS, _size, cap)]
+    for target in (None, 0.97, 0.999):
+        ev = Scored(table)
+        if not fitting:
+            with pytest.raises(UsageError, match="--max-bytes"):
+                control([LARGE, SMALL], BIT_PAIRS, _size, ev, target=target, max_bytes=cap)
+            assert not ev.calls
+            continue
+        out = control([LARGE, SMALL], BIT_PAIRS, _size, ev, target=target, max_bytes=cap)
+        assert all(p.nbytes <= cap for p in ev.calls)
+        assert out.chosen.plan.nbytes <= cap
+        if target is None:  # the best IoU within the cap: the largest plan that fits
+            first = [p for p in fitting if p.arch == fitting[0].arch] or fitting
+            assert out.chosen.plan == max(first, key=lambda p: p.nbytes)
+
+
+def test_rate_options_are_checked() -> None:
+    with pytest.raises(UsageError, match="low-bit"):
+        EncodeOptions(quant="fp16", target_iou=0.99).resolved()
+    with pytest.raises(UsageError, match="target-iou"):
+        EncodeOptions(target_iou=1.5).resolved()
+    opts = EncodeOptions(target_iou=0.99, max_bytes=900, strip=True).resolved()
+    rec = opts.record()
+    assert rec["quant"] == "auto" and rec["target_iou"] == 0.99 and rec["max_bytes"] == 900
+    assert "strip" not in rec
+    # a v1 file's options map keeps exactly the keys it always had
+    assert set(EncodeOptions(quant="fp16").resolved().record()) == {
+        "preset", "resolution", "fill", "quant", "seed", "threads"}
+
+
+# --- through the encoder --------------------------------------------------------------------
+
+def _ball(n: int = 16) -> np.ndarray:
+    idx = np.indices((n, n, n)).astype(float)
+    return ((idx - (n - 1) / 2) ** 2).sum(axis=0) <= (0.35 * n) ** 2
+
+
+@pytest.fixture(scope="module")
+def encoder(tf_one_thread):
+    pytest.importorskip("tensorflow")
+    import occcodec
+
+    return occcodec
+
+
+def _enc(occcodec, **kw):
+    # fast: one bit pair (8+4) and short fits; a fixed network: no search
+    kw = {"preset": "fast", "threads": 1, "arch": "pe1,8:relu", **kw}
+    return occcodec.encode_result(_ball(), **kw)
+
+
+@pytest.fixture(scope="module")
+def laddered(encoder):
+    """The default preset's whole ladder of bit pairs, bisected with QAT runs."""
+    return _enc(encoder, preset="default")
+
+
+def test_written_size_is_the_predicted_one(encoder, laddered) -> None:
+    from occcodec.format import v2
+
+    res = laddered
+    assert 1 <= len(res.header["trials"]) <= 3  # bisection over 5 pairs
+    assert any(t["bytes"] == len(res.data) for t in res.header["trials"])
+    header, _payload, meta, _ = v2.unpack(res.data)
+    assert list(header.weights.bits) == res.header["bits"]
+    assert meta is not None and meta["options"]["quant"] == "auto"
+    assert meta["options"]["preset"] == "default"
+    assert meta["metrics"]["iou"] == pytest.approx(res.header["metrics"]["iou"], abs=1e-6)
+    # the decoder's IoU is the one recorded
+    got = encoder.decode(res.data).voxels()
+    grid = _ball()
+    iou = np.count_nonzero(got & grid) / np.count_nonzero(got | grid)
+    assert iou == pytest.approx(res.header["metrics"]["iou"], abs=1e-6)
+
+
+def test_strip_and_explicit_bits(encoder) -> None:
+    from occcodec.format import v2
+
+    res = _enc(encoder, quant="5", strip=True)
+    header, _payload, meta, _ = v2.unpack(res.data)
+    assert meta is None and header.weights.bits == (8, 5)
+    assert len(res.data) == res.header["trials"][-1]["bytes"]
+
+
+def test_encoder_max_bytes_and_unreachable(encoder, laddered) -> None:
+    # the best IoU within a cap: the largest plan that fits, never over it
+    cap = len(laddered.data) + 60
+    res = _enc(encoder, preset="default", max_bytes=cap)
+    assert len(res.data) <= cap and len(res.header["trials"]) == 1
+    assert res.header["trials"][0]["bytes"] == len(res.data)
+    with pytest.raises(UsageError, match="no network fits --max-bytes 50"):
+        _enc(encoder, max_bytes=50)
+    hard = _enc(encoder, target_iou=1.0)
+    if hard.header["metrics"]["iou"] < 1.0:
+        assert "not reached" in hard.note and "try" in hard.note and "\n" not in hard.note
+
+
+def test_v1_requests_write_v1(encoder) -> None:
+    res = _enc(encoder, quant="fp16")
+    assert res.data[:4] == b"\x89OCC" and not res.note
+    header = encoder.decode(res.data).header
+    assert header.quant == "fp16"
+    assert set(header.options) == {"preset", "resolution", "fill", "quant", "seed", "threads",
+                                   "arch"}
+
+
+def test_search_reward_counts_bytes_at_the_paper_rate(encoder) -> None:
+    from occcodec.encoder.search import SearchBudget, reward
+
+    common = {"rounds": 1, "per_round": 1, "epochs": 1, "encodings": (0,), "max_params": None,
+              "lr": 1e-2, "subsample": 1.0, "acc_weight": 25.0}
+    by_params = SearchBudget(**common)
+    # bytes proportional to parameters: the paper's reward exactly
+    by_bytes = SearchBudget(**common, size_bytes=lambda a: 3 * a.params)
+    for arch in (SMALL, LARGE):
+        assert by_params.reward(0.99, arch) == reward(0.99, arch.params, 25.0)
+        assert by_bytes.reward(0.99, arch) == pytest.approx(by_params.reward(0.99, arch))
+    # real low-bit sizes: the channel costs make a wide first layer on a PE dearer
+    real = SearchBudget(**common, size_bytes=lambda a: _size(a, layer_bits(a, (8, 4))))
+    assert real.reward(0.99, SMALL) > real.reward(0.99, LARGE)
