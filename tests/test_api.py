@@ -13,7 +13,8 @@ from occcodec.shapes import frame
 from conftest import run_cli
 
 #: conftest's SMALL_ENCODE as keywords (a fixed small network, one thread): the same bytes.
-SMALL = {"preset": "default", "resolution": 20, "threads": 1, "arch": "16:relu,16:relu"}
+SMALL = {"preset": "default", "resolution": 20, "threads": 1, "arch": "16:relu,16:relu",
+         "quant": "fp16"}
 
 
 def _centres_world(shape: occcodec.DecodedShape, dims: tuple[int, ...]) -> np.ndarray:

@@ -114,7 +114,7 @@ def test_occ_rows_are_consistent_with_their_files(report: Path,
         assert int(r["params"]) == coded.header.arch.params
         assert r["arch"] == str(coded.header.arch)
         # The bench compares with the encoder's grid, so it finds the encoder's IoU.
-        assert float(r["iou"]) == pytest.approx(coded.header.metrics["iou"], abs=1e-12)
+        assert float(r["iou"]) == pytest.approx(coded.header.metrics["iou"], abs=1e-7)  # v2 stores metrics as float32
         assert float(r["encode_s"]) > 0 and float(r["decode_s"]) > 0
         if r["method"] == NI:
             assert coded.header.arch == bench.NI_ARCH and int(r["params"]) == NI_PARAMS

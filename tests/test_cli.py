@@ -87,7 +87,7 @@ def test_decode_voxels_matches_recorded_iou(encoded: Path, box_mesh_path: Path, 
     gf = shape.grid_frame
     ref = centre_grid(shape.mesh, gf.center, gf.scale, gf.shape, shape.fill)
     iou = (pred & ref).sum() / (pred | ref).sum()
-    assert iou == pytest.approx(decoder.read(encoded).header.metrics["iou"], abs=1e-12)
+    assert iou == pytest.approx(decoder.read(encoded).header.metrics["iou"], abs=1e-7)  # v2: float32 metrics
 
 
 def test_decode_other_resolution(encoded: Path, tmp_path: Path,
@@ -190,7 +190,10 @@ def test_existing_output_needs_force(encoded: Path, tmp_path: Path, box_mesh_pat
     assert out.read_bytes() != b"precious"
 
 
-def test_bad_occ_files(encoded: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_occ_files(coded_box: Path, tmp_path: Path,
+                       capsys: pytest.CaptureFixture[str]) -> None:
+    """Damaged v1 files (the v2 layout has its own in test_format_v2)."""
+    encoded = coded_box
     data = encoded.read_bytes()
     trunc = tmp_path / "trunc.occ"
     trunc.write_bytes(data[: len(data) // 2])
@@ -232,7 +235,8 @@ def test_low_iou_retries_the_most_accurate_candidate(box_mesh_path: Path,
 
     # seed 0: the search's most accurate candidate is not the one its reward picks (seed 4
     # was, before mesh inputs trained on points drawn from the mesh)
-    opts = encoder.EncodeOptions(preset="fast", resolution=20, threads=1, seed=0)
+    # the retry rule is the v1 (float-weights) path's; low-bit files use rate control
+    opts = encoder.EncodeOptions(preset="fast", resolution=20, threads=1, seed=0, quant="fp16")
     plain = encoder.encode(box_mesh_path, opts)
     fast = encoder.PRESETS["fast"]
     monkeypatch.setitem(encoder.PRESETS, "fast", dataclasses.replace(fast, retry_below=1.01))

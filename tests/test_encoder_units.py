@@ -218,7 +218,7 @@ def test_options_resolve_and_refuse() -> None:
     for bad, match in (({"preset": "quick"}, "unknown preset 'quick'"),
                        ({"fill": "hollow"}, "is not one of auto, solid, shell"),
                        ({"quant": "int4"}, "unknown quantization"),
-                       ({"resolution": 8}, "outside 16..512"),
+                       ({"resolution": 8}, "outside 16..1024"),
                        ({"seed": -1}, "seed"),
                        ({"max_params": 5}, "too small")):
         with pytest.raises(UsageError, match=match):

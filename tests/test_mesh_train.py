@@ -62,7 +62,7 @@ def test_mesh_encode_header_and_iou(encoded: bytes, torus: trimesh.Trimesh) -> N
     truth = centre_grid(torus, shape.center, shape.scale, (28, 28, 28))
     decoded = occcodec.decode(encoded).voxels()
     iou = np.count_nonzero(decoded & truth) / np.count_nonzero(decoded | truth)
-    assert m["iou"] == pytest.approx(iou, abs=1e-9)
+    assert m["iou"] == pytest.approx(iou, abs=1e-7)  # v2 stores metrics as float32
     assert iou > 0.95
     # surface distance in the mesh's units: well under a voxel (2 * 1.35 * 28/26 / 28)
     assert 0 < m["surface_chamfer"] < 0.05
@@ -102,7 +102,7 @@ def test_voxel_input_bytes_unchanged() -> None:
     blob = SAMPLES / "blob.npz"
     if not blob.exists():
         pytest.skip("samples/blob.npz is missing")
-    data = occcodec.encode(blob, preset="fast", threads=1)
+    data = occcodec.encode(blob, preset="fast", threads=1, quant="fp16")
     assert hashlib.sha256(data).hexdigest() == BLOB_FAST_SHA256
 
 

@@ -88,7 +88,8 @@ def add_encode_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--fill", choices=list(FILL_MODES), default="auto",
                    help="solid fills closed surfaces; shell keeps surface voxels (default auto)")
     g.add_argument("--quant", choices=[*LOWBIT_QUANTS, *SCHEMES], default="auto",
-                   help="weights: auto (default: low-bit, bits chosen per shape), N = 3..8 "
+                   help="weights: auto (default: low-bit, bits chosen per shape; fp16 with "
+                        "--preset paper), N = 3..8 "
                         "bits after an 8-bit first layer, or a v1 file's fp32/fp16/int8/"
                         "int8-layer")
     g.add_argument("--seed", type=int_range(0, 2**32 - 1, "seed"), default=0,

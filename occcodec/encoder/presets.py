@@ -89,6 +89,10 @@ class Preset:
     qat_lr: float = 1e-3
     auto_pairs: tuple[tuple[int, int], ...] = ()
     size_term: str = "bytes"
+    #: What ``--quant auto`` (the default) stores under this preset: ``"auto"``, low-bit
+    #: weights with the bits chosen by rate control; ``paper`` keeps float weights (fp16),
+    #: so that the published method is not changed by our rate control.
+    auto_quant: str = "auto"
 
 
 PRESETS: dict[str, Preset] = {
@@ -114,7 +118,7 @@ PRESETS: dict[str, Preset] = {
         search_lr=1e-3, final_lr=1e-3, subsample=1.0, max_params=None,
         reward_accuracy="epoch-weighted", controller="hybrid",
         weight_sharing="layer-pair", final_pick="accuracy-window",
-        target_iou=0.99, qat_epochs=10, size_term="params",
+        target_iou=0.99, qat_epochs=10, size_term="params", auto_quant="fp16",
     ),
 }
 
@@ -165,12 +169,12 @@ class EncodeOptions:
         UsageError
             On an unknown preset, fill or quantization, or a value out of range.
         """
-        preset(self.preset)
+        quant = preset(self.preset).auto_quant if self.quant == "auto" else self.quant
         check_fill(self.fill)
-        if self.quant not in SCHEMES and not is_lowbit(self.quant):
+        if quant not in SCHEMES and not is_lowbit(self.quant):
             raise UsageError(f"unknown quantization {self.quant!r}: use "
                              f"{', '.join(LOWBIT_QUANTS + SCHEMES)}")
-        self._check_rate()
+        self._check_rate(quant)
         check_encode_resolution(self.resolution)
         if not 0 <= self.seed < 2**32:
             raise UsageError(f"seed {self.seed} must be in 0..{2**32 - 1}")
@@ -181,11 +185,11 @@ class EncodeOptions:
             raise UsageError("--threads must be at least 1")
         arch = str(parse_arch(self.arch)) if self.arch else None
         return EncodeOptions(preset=self.preset, resolution=self.resolution, fill=self.fill,
-                             quant=self.quant, seed=self.seed, threads=threads, arch=arch,
+                             quant=quant, seed=self.seed, threads=threads, arch=arch,
                              max_params=self.max_params, target_iou=self.target_iou,
                              max_bytes=self.max_bytes, strip=self.strip)
 
-    def _check_rate(self) -> None:
+    def _check_rate(self, quant: str) -> None:
         """``--target-iou`` and ``--max-bytes`` need a low-bit file and sane values.
 
         Raises
@@ -198,10 +202,12 @@ class EncodeOptions:
         if self.max_bytes is not None and self.max_bytes < 1:
             raise UsageError(f"--max-bytes {self.max_bytes} must be at least 1")
         rate = self.target_iou is not None or self.max_bytes is not None
-        if (rate or self.strip) and not is_lowbit(self.quant):
+        if (rate or self.strip) and not is_lowbit(quant):
             what = "--strip" if not rate else "--target-iou and --max-bytes"
-            raise UsageError(f"{what} need a low-bit file: use --quant auto or 3..8, not "
-                             f"--quant {self.quant}")
+            why = (" (--preset paper stores the published fp16 weights unless --quant says "
+                   "otherwise)" if self.quant == "auto" else "")
+            raise UsageError(f"{what} need a low-bit file: use --quant 3..8 or auto with "
+                             f"another preset, not --quant {quant}{why}")
 
     def record(self) -> dict[str, Any]:
         """The options as the header's ``options`` map (unset ones left out; ``strip`` never:
