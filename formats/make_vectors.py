@@ -43,11 +43,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from a checkout, occcodec not installed
     sys.path.insert(0, str(ROOT))
 
-from occcodec.format import container, network, v2  # noqa: E402
-from occcodec.format.arch import Arch, parse_arch  # noqa: E402
-from occcodec.format.header import build_header  # noqa: E402
-from occcodec.format.network import Weights  # noqa: E402
-from occcodec.shapes.frame import axis_coords  # noqa: E402
+from occcodec.format import container, network, v2
+from occcodec.format.arch import Arch, parse_arch
+from occcodec.format.header import build_header
+from occcodec.format.network import Weights
+from occcodec.shapes.frame import axis_coords
 
 OUT_DIR = Path(__file__).resolve().parent / "vectors"
 INDEX = "vectors.json"
@@ -293,7 +293,7 @@ def variants(base: bytes) -> tuple[dict[str, bytes], dict[str, tuple[bytes, str,
         "x-bad-checksum": (bytes(flipped), "FormatError",
                            "one bit flipped inside the WGTS payload, CRC not updated"),
         "x-major-2": (assemble(secs, major=2), "VersionError", "format version 2.0"),
-        "x-unknown-required": (assemble(secs + [(b"XREQ", 1, b"must understand")]),
+        "x-unknown-required": (assemble([*secs, (b"XREQ", 1, b"must understand")]),
                                "VersionError", "unknown section XREQ with the required flag"),
         "x-duplicate-head": (assemble([head, head, wgts]), "FormatError", "two HEAD sections"),
         "x-missing-weights": (assemble([head]), "FormatError", "no WGTS section"),

@@ -14,8 +14,8 @@ mesh is read or built.
 
 __version__ = "0.1.0"
 
-from occcodec.api import DecodedShape, decode, encode, encode_result  # noqa: E402
-from occcodec.errors import FormatError, InputError, OccError, OutputError, UsageError, VersionError  # noqa: E402
+from occcodec.api import DecodedShape, decode, encode, encode_result
+from occcodec.errors import FormatError, InputError, OccError, OutputError, UsageError, VersionError
 
 __all__ = [
     "DecodedShape",

@@ -291,7 +291,7 @@ def _border(origin: np.ndarray, step: int, cells: tuple[int, int, int],
     ``origin`` (N, 3) is the lattice point of each array's first point; cell ``i`` spans
     ``origin + i * step .. + step``.
     """
-    outside = np.zeros((len(origin),) + cells, dtype=bool)
+    outside = np.zeros((len(origin), *cells), dtype=bool)
     straddle = outside.copy()
     for axis in range(3):
         lo = origin[:, axis, None] + np.arange(cells[axis]) * step  # (N, cells[axis])

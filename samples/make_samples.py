@@ -25,8 +25,8 @@ try:
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(SAMPLES_DIR.parent))
 
-from occcodec.fsutil import atomic_output  # noqa: E402
-from occcodec.shapes.gridio import write_npz  # noqa: E402
+from occcodec.fsutil import atomic_output
+from occcodec.shapes.gridio import write_npz
 
 
 def _to_manifold(mesh: trimesh.Trimesh) -> mf.Manifold:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli
 
 import occcodec
 from occcodec.shapes import frame
-from conftest import run_cli
 
 #: conftest's SMALL_ENCODE as keywords (a fixed small network, one thread): the same bytes.
 SMALL = {"preset": "default", "resolution": 20, "threads": 1, "arch": "16:relu,16:relu",

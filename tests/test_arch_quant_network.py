@@ -9,10 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from occcodec.format import container
-from occcodec.format import network
-from occcodec.format.arch import LARGEST_PARAMS, NI_PARAMS, Arch, Layer, parse_arch
 from occcodec.errors import FormatError, UsageError
+from occcodec.format import container, network
+from occcodec.format.arch import LARGEST_PARAMS, NI_PARAMS, Arch, Layer, parse_arch
 from occcodec.format.header import build_header, parse_header
 from occcodec.format.quant import SCHEMES, dequantize, quantize, raw_size
 from occcodec.shapes.frame import axis_coords
@@ -253,7 +252,7 @@ def reference_logits(arch: Arch, weights: list, pts: np.ndarray) -> np.ndarray:
     return (h @ k.astype(np.float64) + b)[:, 0]
 
 
-@pytest.mark.parametrize("text", ARCHS + ("pe6,20:relu,20:elu,20:swish",))
+@pytest.mark.parametrize("text", (*ARCHS, "pe6,20:relu,20:elu,20:swish"))
 def test_logits_match_a_float64_reference(text: str) -> None:
     arch = parse_arch(text)
     rng = np.random.default_rng(7)

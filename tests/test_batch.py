@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 
 from occcodec import cli, decoder
-from occcodec.batch import run as batch
 from occcodec.batch import plan as batchplan
+from occcodec.batch import run as batch
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = ["--resolution", "16", "--preset", "fast", "--arch", "8:relu"]
@@ -232,7 +232,7 @@ def test_batch_ctrl_c_stops_cleanly_and_resumes(tmp_path: Path) -> None:
         decoder.read(occ)  # whatever is there is complete
     recs = manifest(out)  # parses
     assert all(r["status"] in ("ok", "skipped") for r in recs.values())
-    code, result = run_json("batch", src, "-o", out, "--jobs", "1", *SMALL)
+    code, _result = run_json("batch", src, "-o", out, "--jobs", "1", *SMALL)
     assert code == 0
     assert {r["status"] for r in manifest(out).values()} <= {"ok", "skipped"}
     assert (out / "box.occ").is_file() and (out / "nested" / "deep" / "ball.occ").is_file()
@@ -318,7 +318,7 @@ def test_check_existing_compares_hash_and_options(
         first_run: tuple[int, dict[str, Any], Path], tree: Path) -> None:
     from occcodec.shapes.inputs import sha256_file
 
-    _, result, out = first_run
+    _, _result, out = first_run
     item = batchplan.Item("box.stl", tree / "box.stl", 0, out / "box.occ", "box.occ")
     sha = bytes.fromhex(sha256_file(tree / "box.stl"))
     opts = decoder.read(out / "box.occ").header.options

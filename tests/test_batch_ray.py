@@ -13,7 +13,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from test_batch import SMALL, make_shapes, manifest, run_json  # noqa: E402
+from test_batch import SMALL, make_shapes, manifest, run_json
 
 pytestmark = pytest.mark.ray
 

@@ -137,7 +137,7 @@ def test_int8_quant(box_mesh_path: Path, tmp_path: Path, capsys: pytest.CaptureF
 
 def _bad(capsys: pytest.CaptureFixture[str], argv: list[str], needle: str) -> None:
     code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
+    _out, err = capsys.readouterr()
     assert code != 0
     assert err.count("\n") == 1 and err.startswith("occcodec: error:"), err
     assert needle.lower() in err.lower(), err

@@ -17,9 +17,8 @@ import zstandard
 from hypothesis import given
 from hypothesis import strategies as st
 
-from occcodec.format import container
 from occcodec.errors import FormatError, VersionError
-
+from occcodec.format import container
 
 MAGIC = bytes.fromhex("894f43430d0a1a0a")
 HEADER = {"encoder": "test", "grid": [4, 5, 6], "nested": {"k": [1, 2.5, None, b"\x00"]}}

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import trimesh
 from conftest import SMALL_ENCODE as ENC
 from conftest import run_cli
-import trimesh
 
 from occcodec import decoder
 from occcodec.cli import main

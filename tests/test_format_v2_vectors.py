@@ -234,7 +234,7 @@ def spec_read(data: bytes) -> tuple[dict[str, Any], Any]:
                                    object_pairs_hook=_no_dupes)
         except SpecError:
             raise
-        except Exception as exc:  # noqa: BLE001 - any msgpack failure is a format error
+        except Exception as exc:
             raise SpecError("format", f"META: {exc}") from None
         if not isinstance(meta, dict) or not all(isinstance(k, str) for k in meta):
             raise SpecError("format", "META is not a map with str keys")

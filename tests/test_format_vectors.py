@@ -171,7 +171,7 @@ def _spec_head(payload: bytes) -> tuple[dict, int, list, list, str]:
     """Section 6: the map and its required keys."""
     try:
         h = msgpack.unpackb(payload, raw=False, strict_map_key=True)
-    except Exception as exc:  # noqa: BLE001 - any msgpack failure is a format error
+    except Exception as exc:
         raise SpecError("format", f"msgpack: {exc}") from None
     if not isinstance(h, dict):
         raise SpecError("format", "HEAD is not a map")

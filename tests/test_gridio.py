@@ -49,7 +49,7 @@ def test_binvox_vector_single_voxel_xzy_order() -> None:
     header, grid = decode_binvox(data, check_dims=False)
     assert header.dims == (2, 3, 4)
     assert grid.shape == (2, 3, 4)
-    assert list(zip(*np.nonzero(grid))) == [(1, 2, 3)]
+    assert list(zip(*np.nonzero(grid), strict=False)) == [(1, 2, 3)]
     expected = np.zeros((2, 3, 4), bool)
     expected[1, 2, 3] = True
     assert encode_binvox(expected) == data
@@ -67,7 +67,7 @@ def test_binvox_vector_y_runs_fastest() -> None:
         ]
     )  # fmt: skip
     _, grid = decode_binvox(data, check_dims=False)
-    assert sorted(zip(*np.nonzero(grid))) == [(0, 0, 1), (0, 1, 0)]
+    assert sorted(zip(*np.nonzero(grid), strict=False)) == [(0, 0, 1), (0, 1, 0)]
     assert encode_binvox(grid) == data
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import trimesh
 
-from occcodec.shapes import inputs
 from occcodec.errors import InputError, UsageError
+from occcodec.shapes import inputs
 from occcodec.shapes.gridio import write_binvox, write_npz
 from occcodec.shapes.inputs import (
     MESH_EXTENSIONS,

@@ -16,8 +16,8 @@ from occcodec.format.arch import Arch, Layer, parse_arch
 
 tf = pytest.importorskip("tensorflow")
 
-from occcodec.encoder import pipeline  # noqa: E402
-from occcodec.encoder import search as nas  # noqa: E402
+from occcodec.encoder import pipeline
+from occcodec.encoder import search as nas
 
 #: TensorFlow starts with the thread count the CLI tests use (see conftest).
 pytestmark = pytest.mark.usefixtures("tf_one_thread")
@@ -167,7 +167,7 @@ def test_layer_pair_sharing_follows_the_original_bigrams() -> None:
     assert not np.any(start[0][0] == 1.0)  # input -> 8:swish: fresh
     assert not np.any(start[1][0] == 1.0)  # 8:swish -> 32:relu: fresh
     assert np.all(start[2][0] == 2.0) and np.all(start[3][0] == 3.0)
-    assert all(np.array_equal(x[0], y[0]) for x, y in zip(bank.lookup(a), trained))
+    assert all(np.array_equal(x[0], y[0]) for x, y in zip(bank.lookup(a), trained, strict=False))
     with pytest.raises(KeyError):
         bank.lookup(b)
     # ours shares by position and shape: nothing of b is banked

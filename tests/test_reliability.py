@@ -197,7 +197,7 @@ def test_booleans_are_not_numbers(change: Any, tmp_path: Path,
 def test_repeated_header_key_is_refused(tmp_path: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     header, weights = valid_header_and_weights()
-    pairs = list(header.items()) + [("scale", 2.0)]
+    pairs = [*list(header.items()), ("scale", 2.0)]
     data = crafted.assemble(crafted.head_bytes(pairs), weights)
     with pytest.raises(FormatError, match="repeats the key 'scale'"):
         decoder.load(data)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
 import trimesh
+from conftest import run_cli
 from PIL import Image
 
 from occcodec.tools.pictures import caption, guess_up

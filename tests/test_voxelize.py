@@ -101,7 +101,7 @@ def test_solid_is_robust_to_rotation(seed: int) -> None:
     rot = np.eye(4)
     rot[:3, :3] = Rotation.random(random_state=seed).as_matrix()
     torus.apply_transform(rot)
-    grid, *_ , fill, _ = voxelize(torus, 40, "solid")
+    grid, *_ , _fill, _ = voxelize(torus, 40, "solid")
     shell, *_ = voxelize(torus, 40, "shell")
     assert np.array_equal(grid, ndimage.binary_fill_holes(shell))
 
@@ -122,7 +122,7 @@ def test_open_plane_is_flat() -> None:
 
 def test_open_wavy_sheet_is_shell() -> None:
     sheet = _open_sheet()
-    grid, *_ , fill, note = voxelize(sheet, 32, "auto")
+    _grid, *_ , fill, note = voxelize(sheet, 32, "auto")
     assert fill == "shell" and "open" in note
     with pytest.raises(InputError, match="encloses no volume.*--fill shell"):
         voxelize(sheet, 32, "solid")
@@ -144,7 +144,7 @@ def test_sphere_with_hole_still_fills() -> None:
     keep[np.argsort(-sphere.triangles_center[:, 2])[:6]] = False  # open the top
     holey = sphere.submesh([np.flatnonzero(keep)], append=True)
     assert not holey.is_watertight
-    grid, center, scale, fill, note = voxelize(holey, R, "auto")
+    grid, _center, _scale, fill, note = voxelize(holey, R, "auto")
     assert fill == "solid" and "not watertight" in note
     full, *_ = voxelize(sphere, R, "solid")
     assert np.count_nonzero(grid != full) < 0.01 * full.sum()
@@ -155,7 +155,7 @@ def test_overlapping_parts_union_and_inverted_normals() -> None:
     b = trimesh.creation.icosphere(subdivisions=2, radius=1.0)
     b.apply_translation([1.0, 0, 0])
     both = trimesh.util.concatenate([a, b])
-    grid, center, scale, fill, _ = voxelize(both, 32, "solid")
+    grid, center, scale, _fill, _ = voxelize(both, 32, "solid")
     # The lens where the spheres overlap is inside (parity alone would leave it empty).
     R = 32
     idx = np.round((np.array([0.5, 0.0, 0.0]) - center) / (2 * scale / R) + (R - 1) / 2).astype(int)
@@ -248,7 +248,7 @@ def test_shared_meshes(name: str, fill: str) -> None:
     if not path.exists():
         pytest.skip(f"{path} not present")
     mesh = trimesh.load_mesh(path, process=False)
-    grid, center, scale, fill_used, note = voxelize(mesh, 48)
+    grid, _center, _scale, fill_used, note = voxelize(mesh, 48)
     assert fill_used == fill, note
     assert grid.any() and not grid[[0, -1]].any() if fill == "solid" else grid.any()
 

@@ -10,7 +10,8 @@ folder would get the same name (``c.obj`` and ``c.stl``) both keep their extensi
 The manifest (``OUT_DIR/manifest.jsonl``) holds one JSON object per input, sorted by path,
 with the keys :data:`RECORD_KEYS`: among them the input's ``sha256``, the encode
 ``options`` and the ``.occ``'s own ``occ_sha256``, which is all that resuming needs when a
-file is stripped of its metadata (format v2 without META). It is rewritten atomically (temporary file, then rename)
+file is stripped of its metadata (format v2 without META). It is rewritten atomically
+(temporary file, then rename)
 after every shape, so whatever stops a run, it is a whole snapshot.
 """
 
@@ -84,7 +85,8 @@ def plan(in_dir: Path, out_dir: Path, extensions: frozenset[str], suffix: str
     """(supported inputs with their outputs, other files), both sorted by path."""
     inside = out_dir.resolve() != in_dir.resolve() and in_dir.resolve() in out_dir.resolve().parents
     manifest = (out_dir / MANIFEST).resolve()
-    found, others = [], []
+    found: list[Item] = []
+    others: list[Item] = []
     for path in walk(in_dir, out_dir if inside else None):
         if path.resolve() == manifest:
             continue

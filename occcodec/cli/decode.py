@@ -20,7 +20,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True,
                    help="output; the extension picks it: .ply .obj .stl .off .glb (mesh), "
                         ".npz .binvox (voxels); for a directory input, an output directory")
-    p.add_argument("--resolution", type=int_range(MIN_DECODE_RESOLUTION, MAX_DECODE_RESOLUTION, "resolution"), metavar="R",
+    p.add_argument("--resolution", metavar="R",
+                   type=int_range(MIN_DECODE_RESOLUTION, MAX_DECODE_RESOLUTION, "resolution"),
                    help="decode at another resolution (longest axis); default: as encoded")
     p.add_argument("--drop-specks", type=fraction, default=SPECK_FRACTION, metavar="FRACTION",
                    help="drop mesh components smaller than FRACTION of the largest's volume "

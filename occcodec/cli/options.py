@@ -83,7 +83,8 @@ def add_encode_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--preset", choices=list(PRESETS), default="default",
                    help="search budget: fast (previews), default, paper (the published method)")
     g.add_argument("--resolution", type=int_range(lo, hi, "resolution"), default=128,
-                   metavar="R", help=f"meshes: grid where fidelity is measured and decoded by default, "
+                   metavar="R",
+                   help="meshes: grid where fidelity is measured and decoded by default, "
                         f"{lo}..{hi} (default 128)")
     g.add_argument("--fill", choices=list(FILL_MODES), default="auto",
                    help="solid fills closed surfaces; shell keeps surface voxels (default auto)")

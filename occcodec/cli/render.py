@@ -32,7 +32,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--compare", metavar="MESH",
                    help="render this original (mesh or voxel grid) beside the decoded .occ, "
                         "with IoU and sizes")
-    p.add_argument("--resolution", type=int_range(MIN_DECODE_RESOLUTION, MAX_DECODE_RESOLUTION, "resolution"), metavar="R",
+    p.add_argument("--resolution", metavar="R",
+                   type=int_range(MIN_DECODE_RESOLUTION, MAX_DECODE_RESOLUTION, "resolution"),
                    help="decode the .occ at this resolution (longest axis; default: as encoded)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument("--json", action="store_true", help="print the result as JSON")

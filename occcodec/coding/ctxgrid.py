@@ -229,7 +229,8 @@ class _Coder:
             try:
                 return np.asarray(self.dec.decode(self.family, p), dtype=np.int32)
             except (AssertionError, ValueError, RuntimeError) as exc:
-                raise FormatError(f"ctx-grid payload is corrupt ({exc}): re-create the file") from exc
+                raise FormatError(f"ctx-grid payload is corrupt ({exc}): re-create the file"
+                                  ) from exc
         assert sym is not None
         self.enc.encode(sym, self.family, p)
         return sym
@@ -270,7 +271,7 @@ def _run(lay: _Layout, flat: np.ndarray, model: Model, coder: _Coder) -> None:
             first = np.concatenate([np.array(flags, dtype=np.int32), known[oth].astype(np.int32)])
         out = coder.code(first, q)
         sym_o = out[len(groups) :]
-        for (c, size, exp), flag in zip(groups, out[: len(groups)]):
+        for (c, size, exp), flag in zip(groups, out[: len(groups)], strict=False):
             idx = None
             if flag or (coder.decoding and exp):
                 idx = np.flatnonzero(ctx == c)

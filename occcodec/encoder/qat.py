@@ -128,7 +128,7 @@ def allocate_bits(arch: Arch, weights: Weights, grid: np.ndarray, target_iou: fl
         for i, b in enumerate(bits):
             if b <= floor:
                 continue
-            trial = bits[:i] + [b - 1] + bits[i + 1 :]
+            trial = [*bits[:i], b - 1, *bits[i + 1:]]
             raw = lowbit.quantize(weights, trial, bias_bits)
             iou = measure(arch, raw, trial, grid, bias_bits)
             evaluations += 1

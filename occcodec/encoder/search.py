@@ -228,7 +228,8 @@ class Controller:
             h, state = self.cell(self.embed(token), state)
         return out, logp, h
 
-    def sample(self, rng: np.random.Generator, max_layers: int = MAX_HIDDEN) -> tuple[Arch, list[int]]:
+    def sample(self, rng: np.random.Generator,
+               max_layers: int = MAX_HIDDEN) -> tuple[Arch, list[int]]:
         choices, _, _ = self._steps(None, rng, max_layers)
         return self.decode(choices), choices
 
@@ -254,7 +255,7 @@ class Controller:
                 loss += -logp * float(r - self.baseline)
             loss /= len(batch)
         variables = self._variables()
-        self.opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        self.opt.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=False))
         self.baseline = 0.8 * self.baseline + 0.2 * float(rewards.mean())
 
 
@@ -326,7 +327,8 @@ class HybridController(Controller):
                 predicted = tf.stack([s[1] for s in scored])
                 loss = hybrid_loss(logp, rewards, predicted, measured, self.predictor_weight)
             grads = tape.gradient(loss, variables)
-            opt.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
+            opt.apply_gradients([(g, v) for g, v in zip(grads, variables, strict=False)
+                                 if g is not None])
 
 
 CONTROLLERS: dict[str, type[Controller]] = {"plain": Controller, "hybrid": HybridController}
@@ -367,7 +369,8 @@ class WeightBank:
     def initial(self, arch: Arch, rng: np.random.Generator) -> Weights:
         """Banked weights where there are some, fresh Glorot weights elsewhere."""
         fresh = init_weights(arch, rng)
-        return [self.store.get(key, pair) for key, pair in zip(self.keys(arch), fresh)]
+        return [self.store.get(key, pair)
+                for key, pair in zip(self.keys(arch), fresh, strict=False)]
 
     def lookup(self, arch: Arch) -> Weights:
         """The banked weights of every layer of ``arch`` (a KeyError if one is missing)."""
@@ -375,7 +378,7 @@ class WeightBank:
 
     def put(self, arch: Arch, weights: Weights) -> None:
         """Bank a trained network's weights; a key that occurs twice keeps the later layer."""
-        for key, pair in zip(self.keys(arch), weights):
+        for key, pair in zip(self.keys(arch), weights, strict=False):
             self.store[key] = pair
 
 

@@ -187,4 +187,4 @@ def occupancy_grid(arch: Arch, weights: Weights, axes: Axes) -> np.ndarray:
 def scaled_shape(shape: Sequence[int], resolution: int) -> tuple[int, int, int]:
     """Grid shape covering the same box as ``shape`` with ``resolution`` along its longest axis."""
     m = max(shape)
-    return tuple(max(1, int(round(n * resolution / m))) for n in shape)  # type: ignore[return-value]
+    return tuple(max(1, round(n * resolution / m)) for n in shape)  # type: ignore[return-value]

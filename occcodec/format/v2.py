@@ -499,7 +499,7 @@ def _read_meta(chunk: bytes) -> dict[str, Any]:
         raise
     except msgpack.ExtraData:
         raise FormatError("META has bytes after its map: the file is damaged") from None
-    except Exception as exc:  # noqa: BLE001 (msgpack raises several unrelated types)
+    except Exception as exc:
         why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise FormatError(f"META is not valid msgpack ({why}): the file is damaged") from None
     if not isinstance(meta, dict) or not all(isinstance(k, str) for k in meta):

@@ -31,8 +31,8 @@ from occcodec.errors import UsageError
 __all__ = [
     "FILL_MODES",
     "MAX_DECODE_RESOLUTION",
-    "MAX_MESH_RESOLUTION",
     "MAX_DIM",
+    "MAX_MESH_RESOLUTION",
     "MIN_DECODE_RESOLUTION",
     "MIN_DIM",
     "GridFrame",

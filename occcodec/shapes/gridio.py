@@ -195,7 +195,8 @@ def _check_npy_header(archive: zipfile.ZipFile, key: str, where: str) -> None:
         raise InputError(f"{where}: grid has non-numeric dtype {dtype}: store 0/1 values")
     _check_dims(tuple(shape), where)
     voxels = int(np.prod(shape, dtype=np.int64))
-    limits.check("memory", voxels * (dtype.itemsize + 1), f"loading the {'x'.join(map(str, shape))} "
+    dims = "x".join(map(str, shape))
+    limits.check("memory", voxels * (dtype.itemsize + 1), f"loading the {dims} "
                  f"{dtype} grid of {where}")
 
 
@@ -210,7 +211,7 @@ def write_npz(path: str | os.PathLike[str], grid: np.ndarray, force: bool = Fals
     arr = _as_bool3d(grid)
     # np.savez_compressed appends ".npz" to names lacking it: give it an open file instead.
     with atomic_open(path, force) as fh:
-        np.savez_compressed(fh, **{NPZ_KEY: arr})
+        np.savez_compressed(fh, **{NPZ_KEY: arr})  # type: ignore[arg-type]
     return Path(path)
 
 

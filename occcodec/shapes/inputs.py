@@ -1,7 +1,8 @@
 """Shape inputs: a mesh file or a voxel file in, a :class:`Shape` (occupancy grid + frame) out.
 
 Meshes are read with trimesh (imported on first use, so importing this module stays cheap)
-and voxelized by :mod:`occcodec.shapes.voxelize`; voxel files are read by :mod:`occcodec.shapes.gridio`
+and voxelized by :mod:`occcodec.shapes.voxelize`; voxel files are read by
+:mod:`occcodec.shapes.gridio`
 and used as given. Every way an input can be unusable ends in an :class:`InputError` whose
 one-line message says what to do.
 
@@ -222,7 +223,8 @@ def load_shape(path: str | os.PathLike[str], resolution: int = 128, fill: str = 
     Raises
     ------
     UsageError
-        If ``resolution`` is outside ``frame.MIN_DIM..MAX_MESH_RESOLUTION`` or ``fill`` is unknown (checked
+        If ``resolution`` is outside ``frame.MIN_DIM..MAX_MESH_RESOLUTION`` or ``fill`` is
+        unknown (checked
         for every input, so a typo is caught even where the value would be ignored).
     InputError
         As :func:`load_mesh`, :func:`occcodec.shapes.gridio.read_voxels` and

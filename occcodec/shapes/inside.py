@@ -501,7 +501,8 @@ def _surface_samples(v: np.ndarray, f: np.ndarray, n: int, rng: np.random.Genera
     r1, r2 = rng.random(n), rng.random(n)
     s = np.sqrt(r1)  # uniform on the triangle: (1 - s, s (1 - r2), s r2)
     t = tri[face]
-    return (1 - s)[:, None] * t[:, 0] + (s * (1 - r2))[:, None] * t[:, 1] + (s * r2)[:, None] * t[:, 2]
+    return ((1 - s)[:, None] * t[:, 0] + (s * (1 - r2))[:, None] * t[:, 1]
+            + (s * r2)[:, None] * t[:, 2])
 
 
 def training_points(mesh: trimesh.Trimesh, center: np.ndarray | tuple[float, float, float],
@@ -546,7 +547,7 @@ def training_points(mesh: trimesh.Trimesh, center: np.ndarray | tuple[float, flo
     voxel = 2.0 / resolution  # normalised units per voxel of the target grid
     counts = mix.counts(int(n))
     parts = []
-    for sigma, k in zip(mix.sigmas, counts[:-1]):
+    for sigma, k in zip(mix.sigmas, counts[:-1], strict=False):
         on = (_surface_samples(v, f, k, rng) - c) / scale
         parts.append(on + rng.normal(0.0, sigma * voxel, size=(k, 3)))
     half = np.asarray(dims, dtype=np.float64) / max(dims)

@@ -421,11 +421,11 @@ def voxelize(
     extent = vertices.max(axis=0) - vertices.min(axis=0)
     flat = bool((extent <= _FLAT_TOL * extent.max()).any())
     if fill == "shell":
-        return shell, *frame, "shell", "shell as requested: the voxels the surface passes through"
+        return shell, *frame, "shell", "shell as requested: the voxels the surface passes through"  # type: ignore[return-value]
     if flat:
         if fill == "solid":
             raise InputError("mesh is flat (encloses no volume): use --fill shell")
-        return shell, *frame, "shell", "auto picked shell: the mesh is flat (encloses no volume)"
+        return shell, *frame, "shell", "auto picked shell: the mesh is flat (encloses no volume)"  # type: ignore[return-value]
 
     score = inside_votes(tri_g, R)
     solid = shell | (score > 0)
@@ -443,10 +443,10 @@ def voxelize(
             raise InputError(
                 "mesh encloses no volume (it is open or flat): use --fill shell, or close its holes"
             )
-        return solid, *frame, "solid", f"solid as requested: {why}"
+        return solid, *frame, "solid", f"solid as requested: {why}"  # type: ignore[return-value]
     if why:
-        return solid, *frame, "solid", f"auto picked solid: {why}"
-    return shell, *frame, "shell", "auto picked shell: the surface is open (encloses no volume)"
+        return solid, *frame, "solid", f"auto picked solid: {why}"  # type: ignore[return-value]
+    return shell, *frame, "shell", "auto picked shell: the surface is open (encloses no volume)"  # type: ignore[return-value]
 
 
 def voxelize_in_frame(mesh: trimesh.Trimesh, center: np.ndarray | tuple[float, float, float],

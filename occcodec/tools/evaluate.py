@@ -9,7 +9,8 @@ resolution and the mesh's winding-number inside at that grid's voxel centres
 ``rule`` says which. The metrics are those of :mod:`occcodec.tools.metrics`, whose docstrings
 define them exactly:
 
-* voxel IoU, accuracy, precision, recall on the encoded grid (:func:`~occcodec.tools.metrics.confusion`);
+* voxel IoU, accuracy, precision, recall on the encoded grid
+  (:func:`~occcodec.tools.metrics.confusion`);
 * the Chamfer distance between the boundary voxels of both grids
   (:func:`~occcodec.tools.metrics.voxel_chamfer`): the squared, paper-style number in normalised
   units and the mean distance in voxel edges;

@@ -380,7 +380,7 @@ def write_error_cloud(
         "end_header\n"
     ).encode("ascii")
     if ascii:
-        table = np.column_stack([verts[k].astype(np.float64) for k in _PLY_VERTEX.names])
+        table = np.column_stack([verts[k].astype(np.float64) for k in _PLY_VERTEX.names])  # type: ignore[union-attr]
         buf = io.StringIO()
         np.savetxt(buf, table, fmt=["%.7g"] * 3 + ["%d"] * 3)
         body = buf.getvalue().encode("ascii")

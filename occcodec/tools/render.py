@@ -2,7 +2,8 @@
 
 No GPU, no display, no OpenGL: triangles are projected with an orthographic camera,
 rasterised in vectorised batches (grouped by screen-space bounding-box size), resolved with
-a z-buffer and shaded per pixel. A 100k-face mesh renders at 800x600 (2x supersampled) in one to two seconds on one core.
+a z-buffer and shaded per pixel. A 100k-face mesh renders at 800x600 (2x supersampled) in one to
+two seconds on one core.
 
 Views, for the default ``up="z"`` (world +z is up on screen for front, side and iso):
 
@@ -163,7 +164,7 @@ def _rasterise(
     order = np.argsort(key, kind="stable")
     key = key[order]
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-    for s, e in zip(starts, np.r_[starts[1:], key.size]):
+    for s, e in zip(starts, np.r_[starts[1:], key.size], strict=False):
         bx = int(_BOX_SIZES[key[s] // len(_BOX_SIZES)])
         by = int(_BOX_SIZES[key[s] % len(_BOX_SIZES)])
         step = max(1, _CHUNK // (bx * by))
@@ -333,7 +334,7 @@ def _render_arrays(
         ncam = n @ cam.T
         ncam[:, 2] *= -1.0  # camera space with z towards the viewer
         img[hit] = _shade(ncam, color)
-    img = img.reshape(height, width, 3)
+    img = img.reshape(height, width, 3)  # type: ignore[assignment]
     if outline and hit.size:
         mask = _outline(face_id.reshape(height, width), zbuf.reshape(height, width))
         img[mask] *= _OUTLINE_DARKEN
@@ -422,7 +423,7 @@ def render_mesh(
     else:
         box = _rotated_bounds(np.asarray(bounds, dtype=np.float64), rot)
     k = int(supersample)
-    img = _render_arrays(verts, faces, box, cam, width * k, height * k, color, background,
+    img = _render_arrays(verts, faces, box, cam, width * k, height * k, color, background,  # type: ignore[arg-type]
                          smooth, outline)
     return _to_uint8(_downsample(img, k))
 
@@ -513,7 +514,7 @@ def render_compare(
     box = _union_bounds(left_mesh, right_mesh)
     img = np.empty((height, width, 3), dtype=np.uint8)
     img[:] = _to_uint8(np.asarray(background, dtype=np.float64))
-    for i, (mesh, label) in enumerate(zip((left_mesh, right_mesh), labels)):
+    for i, (mesh, label) in enumerate(zip((left_mesh, right_mesh), labels, strict=False)):
         x0 = 0 if i == 0 else width - panel_w
         img[band : band + panel_h, x0 : x0 + panel_w] = render_mesh(
             mesh, panel_w, panel_h, view, color, background, up=up,
@@ -536,7 +537,7 @@ def _union_bounds(*meshes: Any) -> NDArray[np.float64] | None:
             boxes.append(_bounds(verts[np.unique(faces)]))
     if not boxes:
         return None
-    stacked = np.stack(boxes)  # (k, 2, 3)
+    stacked = np.stack(boxes)  # type: ignore[arg-type]  # (k, 2, 3)
     return np.stack([stacked[:, 0].min(axis=0), stacked[:, 1].max(axis=0)])
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from occcodec.cli import main  # noqa: E402
+from occcodec.cli import main
 
 #: The README picture must stay small enough to ship in the repository.
 MAX_PNG_BYTES = 300_000

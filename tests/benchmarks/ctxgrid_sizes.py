@@ -69,11 +69,11 @@ def table(res: int, paths: list[Path]) -> None:
     ctx = [r["ctx"] for r in rows]
     zst = [r["zstd"] for r in rows]
     print(f"| **mean of {len(rows)}** | | {statistics.mean(ctx):.0f} | {statistics.mean(zst):.0f} | "
-          f"{statistics.mean(c / z for c, z in zip(ctx, zst)):.3f} | "
+          f"{statistics.mean(c / z for c, z in zip(ctx, zst, strict=False)):.3f} | "
           f"{statistics.mean(r['enc_s'] for r in rows):.2f} | "
           f"{statistics.mean(r['dec_s'] for r in rows):.2f} |")
     print(f"| **median** | | {statistics.median(ctx):.0f} | {statistics.median(zst):.0f} | "
-          f"{statistics.median(c / z for c, z in zip(ctx, zst)):.3f} | | |")
+          f"{statistics.median(c / z for c, z in zip(ctx, zst, strict=False)):.3f} | | |")
 
 
 def main() -> None:

@@ -37,7 +37,8 @@ bytes to a voxel grid (occcodec, NI-arch, grid coders) or a mesh (Draco).
 
 Modules: :mod:`.baselines` (the methods), :mod:`.context` (settings, the reference shape, the
 row), :mod:`.runner` (:func:`bench`), :mod:`.report` (CSV, Markdown), :mod:`.plots`,
-the command line in :mod:`occcodec.cli.bench`. DracoPy, fast-simplification and matplotlib are optional
+the command line in :mod:`occcodec.cli.bench`. DracoPy, fast-simplification and matplotlib
+are optional
 (``pip install occcodec[bench]``): without them those rows or the plots are skipped with a
 note.
 """
