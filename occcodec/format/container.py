@@ -160,30 +160,47 @@ def unpack(data: bytes,
     return result
 
 
-def _no_repeated_keys(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+def _no_repeated_keys(what: str) -> Any:
     """msgpack ``object_pairs_hook``: a map, refusing a repeated key (spec section 6)."""
-    out: dict[Any, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise FormatError(f"header repeats the key {key!r}: the file is damaged")
-        out[key] = value
-    return out
+
+    def hook(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+        out: dict[Any, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                raise FormatError(f"{what} repeats the key {key!r}: the file is damaged")
+            out[key] = value
+        return out
+
+    return hook
 
 
-def _read_header(payload: bytes) -> dict[str, object]:
+def read_map(payload: bytes, what: str) -> dict[str, Any]:
+    """One msgpack map with string keys filling ``payload`` (v1's HEAD, v2's META), with the
+    format's rules: no repeated key, nothing after the map. ``what`` names it in messages.
+
+    Raises
+    ------
+    FormatError
+        If it is not such a map.
+    """
     try:
-        header = msgpack.unpackb(payload, raw=False, strict_map_key=True,
-                                 object_pairs_hook=_no_repeated_keys)
+        value = msgpack.unpackb(payload, raw=False, strict_map_key=True,
+                                object_pairs_hook=_no_repeated_keys(what))
     except FormatError:
         raise
     except msgpack.ExtraData:
-        raise FormatError("header has bytes after its msgpack map: the file is damaged") from None
+        raise FormatError(f"{what} has bytes after its msgpack map: the file is damaged"
+                          ) from None
     except Exception as exc:  # msgpack raises several unrelated types
         why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise FormatError(f"header is not valid msgpack ({why}): the file is damaged") from None
-    if not isinstance(header, dict):
-        raise FormatError("header is not a msgpack map: the file is damaged")
-    return header
+        raise FormatError(f"{what} is not valid msgpack ({why}): the file is damaged") from None
+    if not isinstance(value, dict):
+        raise FormatError(f"{what} is not a msgpack map: the file is damaged")
+    return value
+
+
+def _read_header(payload: bytes) -> dict[str, Any]:
+    return read_map(payload, "header")
 
 
 def _read_weights(payload: bytes, expected: int | None = None) -> bytes:

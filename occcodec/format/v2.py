@@ -71,6 +71,7 @@ import numpy as np
 from occcodec.errors import FormatError, VersionError
 from occcodec.format import limits, lowbit, quant
 from occcodec.format.arch import Arch, Layer
+from occcodec.format.container import read_map
 from occcodec.format.network import Weights
 
 __all__ = ["FRAME_TOLERANCE", "MAGIC", "LeanHeader", "V2Info", "WeightsSpec", "is_v2",
@@ -482,27 +483,9 @@ def _read_header(r: _Reader) -> tuple[LeanHeader, int, bool]:
     return header, size, bool(flags & FLAG_META)
 
 
-def _no_repeated_keys(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
-    out: dict[Any, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise FormatError(f"META repeats the key {key!r}: the file is damaged")
-        out[key] = value
-    return out
-
-
 def _read_meta(chunk: bytes) -> dict[str, Any]:
-    try:
-        meta = msgpack.unpackb(chunk, raw=False, strict_map_key=True,
-                               object_pairs_hook=_no_repeated_keys)
-    except FormatError:
-        raise
-    except msgpack.ExtraData:
-        raise FormatError("META has bytes after its map: the file is damaged") from None
-    except Exception as exc:
-        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise FormatError(f"META is not valid msgpack ({why}): the file is damaged") from None
-    if not isinstance(meta, dict) or not all(isinstance(k, str) for k in meta):
+    meta = read_map(chunk, "META")
+    if not all(isinstance(k, str) for k in meta):
         raise FormatError("META is not a msgpack map with string keys: the file is damaged")
     return _expand(meta, META_KEYS)
 
