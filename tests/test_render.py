@@ -23,9 +23,9 @@ def two_pillars(axis: int) -> trimesh.Trimesh:
     tall_c, short_c = np.zeros(3), np.zeros(3)
     tall_c[axis], short_c[axis] = 1.0, -1.0
     tall = trimesh.creation.box(extents=(0.3, 0.3, 2.0))
-    tall.apply_translation([*tall_c, 0, 0, 1.0])
+    tall.apply_translation(tall_c + np.array([0, 0, 1.0]))
     short = trimesh.creation.box(extents=(0.3, 0.3, 1.0))
-    short.apply_translation([*short_c, 0, 0, 0.5])
+    short.apply_translation(short_c + np.array([0, 0, 0.5]))
     return trimesh.util.concatenate([tall, short])
 
 
