@@ -19,12 +19,11 @@ from occcodec.encoder.presets import PRESETS, EncodeOptions, Preset, default_thr
 from occcodec.encoder.rate import is_lowbit
 from occcodec.encoder.rescue import FAIL_IOU, rescue
 from occcodec.errors import UsageError
-from occcodec.format import container, network
+from occcodec.format import container
 from occcodec.format.arch import Arch, parse_arch
 from occcodec.format.header import build_header
 from occcodec.format.quant import dequantize, quantize
 from occcodec.progress import Progress
-from occcodec.shapes.frame import axis_coords
 from occcodec.shapes.inputs import Shape
 
 if TYPE_CHECKING:  # the search imports TensorFlow: only encode() and search_budget() load it
@@ -33,7 +32,7 @@ if TYPE_CHECKING:  # the search imports TensorFlow: only encode() and search_bud
 
 # Re-exported: callers import these from here since before presets.py existed.
 __all__ = ["PRESETS", "EncodeOptions", "EncodeResult", "Preset", "default_threads", "encode",
-           "encode_shape", "measure", "search_budget"]
+           "encode_shape", "search_budget"]
 
 
 @dataclass
@@ -63,18 +62,6 @@ def search_budget(preset: Preset, max_params: int | None = None,
         acc_weight=preset.acc_weight, reward_accuracy=preset.reward_accuracy,
         controller=preset.controller, weight_sharing=preset.weight_sharing,
         size_bytes=size_bytes)
-
-
-def measure(arch: Arch, raw: bytes, quant: str, grid: np.ndarray) -> dict[str, Any]:
-    """IoU and accuracy of the stored (quantized) weights, by the decoder's own code."""
-    pred = network.occupancy_grid(arch, dequantize(raw, arch, quant), axis_coords(grid.shape))
-    inter = int(np.count_nonzero(pred & grid))
-    union = int(np.count_nonzero(pred | grid))
-    return {
-        "iou": inter / union if union else 1.0,
-        "accuracy": float(np.count_nonzero(pred == grid)) / grid.size,
-        "params": arch.params,
-    }
 
 
 #: Scores decoded (float32) weights the way the file will be judged: ``(arch, weights,

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from occcodec.errors import InputError, UsageError
-from occcodec.shapes.voxelize import _RAY_NUDGE, _column_hits, shell_voxels
+from occcodec.shapes.voxelize import _RAY_NUDGE, _column_bounds, _column_hits, shell_voxels
 
 if TYPE_CHECKING:
     import trimesh
@@ -369,20 +369,6 @@ def _near_tolerance(proj: np.ndarray, depth: np.ndarray) -> np.ndarray:
         shift = np.abs(n[:, 0] * nu + n[:, 1] * nw) / np.abs(n[:, 2])
     shift = np.where(np.isfinite(shift), shift, np.inf)
     return _NEAR_FLOOR + _NEAR_FACTOR * shift
-
-
-def _column_bounds(proj: np.ndarray, n_u: int, n_w: int) -> np.ndarray:
-    """(4, T) first/last row and column of the rays that each projected triangle may meet."""
-    nu, nw = _RAY_NUDGE  # the voxelizer's nudge: _column_hits casts there
-    lo, hi = proj.min(axis=1), proj.max(axis=1)
-    return np.stack(
-        [
-            np.maximum(np.ceil(lo[:, 0] - 0.5 - nu), 0),
-            np.minimum(np.floor(hi[:, 0] - 0.5 - nu), n_u - 1),
-            np.maximum(np.ceil(lo[:, 1] - 0.5 - nw), 0),
-            np.minimum(np.floor(hi[:, 1] - 0.5 - nw), n_w - 1),
-        ]
-    ).astype(np.int64)
 
 
 # ------------------------------------------------------------------ labelling points

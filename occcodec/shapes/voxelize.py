@@ -207,14 +207,16 @@ def _mark(
     grid[flat] = True
 
 
-def _column_bounds(proj: np.ndarray, n_cols: int) -> np.ndarray:
-    """(4, T) first/last row and first/last column of the rays each projected triangle spans."""
+def _column_bounds(proj: np.ndarray, n_rows: int, n_cols: int | None = None) -> np.ndarray:
+    """(4, T) first/last row and first/last column of the rays each projected triangle spans,
+    on ``n_rows`` x ``n_cols`` columns (square when ``n_cols`` is None)."""
     nu, nv = _RAY_NUDGE
     lo, hi = proj.min(axis=1), proj.max(axis=1)
+    n_cols = n_rows if n_cols is None else n_cols
     return np.stack(
         [
             np.maximum(np.ceil(lo[:, 0] - 0.5 - nu), 0),
-            np.minimum(np.floor(hi[:, 0] - 0.5 - nu), n_cols - 1),
+            np.minimum(np.floor(hi[:, 0] - 0.5 - nu), n_rows - 1),
             np.maximum(np.ceil(lo[:, 1] - 0.5 - nv), 0),
             np.minimum(np.floor(hi[:, 1] - 0.5 - nv), n_cols - 1),
         ]
