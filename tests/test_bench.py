@@ -374,6 +374,29 @@ def test_a_selection_runs_only_the_chosen_baselines(tmp_path: Path, shapes_dir: 
     assert res.failures == 1 and res.rows[2]["bytes"] is not None
 
 
+def test_targets_add_occcodec_rows_on_one_curve(tmp_path: Path, shapes_dir: Path) -> None:
+    from occcodec.tools.bench.plots import rate_distortion
+
+    d = tmp_path / "one"
+    d.mkdir()
+    shutil.copy(shapes_dir / "ball.ply", d / "ball.ply")
+    res = bench.bench(d, tmp_path / "rep", bench.BenchSettings(
+        EncodeOptions(preset="fast", resolution=R, threads=1, arch="16:relu"),
+        surface_points=500, baselines=(OCC,), targets=(0.5,)))
+    at = f"{OCC} @50%"
+    assert [r["method"] for r in res.rows] == [OCC, at] and res.failures == 0
+    row = res.rows[1]
+    assert row["file"].startswith("occ-50/")
+    coded = decoder.read(tmp_path / "rep" / row["file"])
+    assert coded.header.raw["options"]["target_iou"] == 0.5
+    assert row["bytes"] == (tmp_path / "rep" / row["file"]).stat().st_size
+    b = bench.by_name(at)
+    assert b is not None and b.colour == bench.by_name(OCC).colour  # type: ignore[union-attr]
+    ax = rate_distortion(res.rows).axes[0]
+    (line,) = ax.get_lines()  # the two occcodec rows of the one shape: one curve
+    assert sorted(line.get_xdata()) == sorted(r["bytes"] for r in res.rows)
+
+
 def test_rate_distortion_draws_a_curve_where_a_method_has_several_points() -> None:
     from matplotlib.colors import to_hex
 

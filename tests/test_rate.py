@@ -93,6 +93,51 @@ def test_target_picks_smallest_passing_candidate_and_steps_up() -> None:
     assert ev2.calls[0] == plans(SMALL, BIT_PAIRS, _size)[-1]
 
 
+@pytest.mark.parametrize("small_reaches", [True, False])
+def test_room_above_target_tries_a_smaller_network_first(small_reaches: bool) -> None:
+    # LARGE clears 0.97 easily; SMALL, offered by shrink(), reaches it at its second plan
+    # (or never): its file is written, else LARGE's own smallest passing plan
+    small_ious = [0.965, 0.972, 0.975, 0.98, 0.985] if small_reaches else [0.9] * 5
+    table = {**_table(SMALL, small_ious),
+             **_table(LARGE, [0.975, 0.98, 0.985, 0.99, 0.995])}
+    asked: list[tuple[str, float]] = []
+
+    def shrink(arch, top):
+        asked.append((str(arch), top))
+        return SMALL if arch == LARGE else None
+
+    ev = Scored(table)
+    ceilings = {str(LARGE): 0.999, str(SMALL): 0.99 if small_reaches else 0.95}
+    out = control([LARGE], BIT_PAIRS, _size, ev, target=0.97,
+                  ceiling=lambda a: ceilings[str(a)], shrink=shrink)
+    assert out.reached and asked == [(str(LARGE), 0.999)]
+    if small_reaches:
+        assert out.chosen.plan == plans(SMALL, BIT_PAIRS, _size)[1]
+        assert all(p.arch == SMALL for p in ev.calls)
+    else:  # the small network's float IoU is under the target: none of its plans trained
+        assert out.chosen.plan == plans(LARGE, BIT_PAIRS, _size)[0]
+        assert all(p.arch == LARGE for p in ev.calls)
+    # without a target (--max-bytes alone) nothing shrinks
+    asked.clear()
+    control([LARGE], BIT_PAIRS, _size, Scored(table), target=None, max_bytes=10**6,
+            ceiling=lambda a: ceilings[str(a)], shrink=shrink)
+    assert asked == []
+
+
+def test_smaller_start_is_the_most_accurate_small_candidate() -> None:
+    from occcodec.encoder.ratefit import SHRINK_RATIO, Start, smaller_start
+
+    tiny = parse_arch("pe2,8:relu")
+    found = [Start(LARGE, [], 0.96), Start(SMALL, [], 0.93), Start(tiny, [], 0.95)]
+
+    def nbytes(a):
+        return _size(a, layer_bits(a, (8, 4)))
+
+    assert nbytes(SMALL) <= SHRINK_RATIO * nbytes(LARGE)
+    assert smaller_start(found, LARGE, nbytes).arch == tiny
+    assert smaller_start(found, tiny, nbytes) is None
+
+
 def test_unreachable_target_gives_closest_and_one_line() -> None:
     table = {**_table(SMALL, [0.95, 0.96, 0.97, 0.975, 0.98]),
              **_table(LARGE, [0.96, 0.97, 0.975, 0.978, 0.979])}

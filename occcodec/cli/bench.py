@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from occcodec.cli.options import add_encode_options, encode_options, int_range
+from occcodec.cli.options import add_encode_options, encode_options, int_range, unit_fraction
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -40,6 +40,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                         "(the encoder's conservative voxelization), 'centres' (the mesh's "
                         "winding-number inside at the voxel centres, the encoder's own truth "
                         "for meshes); 'auto' (default): centres")
+    p.add_argument("--targets", nargs="+", type=unit_fraction("--targets"), default=(),
+                   metavar="T",
+                   help="also encode with --target-iou T for each T (e.g. 0.97 0.99): rows "
+                        "'occcodec @T%%', drawn with occcodec's row as one rate-distortion "
+                        "curve per shape")
     p.add_argument("-q", "--quiet", action="store_true", help="no live progress")
     add_encode_options(p)
     return p
@@ -56,6 +61,14 @@ def _command_line(args: argparse.Namespace) -> str:
         parts += ["--arch", repr(args.arch)]
     if args.max_params:
         parts += ["--max-params", str(args.max_params)]
+    if args.target_iou is not None:
+        parts += ["--target-iou", f"{args.target_iou:g}"]
+    if args.max_bytes is not None:
+        parts += ["--max-bytes", str(args.max_bytes)]
+    if args.strip:
+        parts.append("--strip")
+    if args.targets:
+        parts += ["--targets", *(f"{t:g}" for t in args.targets)]
     if args.reference != "auto":
         parts += ["--reference", args.reference]
     if args.with_paper:
@@ -93,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
     settings = BenchSettings(encode_options(args), args.with_paper, args.force, args.quiet,
                              args.points,
                              baselines=tuple(args.baselines) if args.baselines else None,
-                             reference=args.reference)
+                             reference=args.reference,
+                             targets=tuple(dict.fromkeys(args.targets)))
     log = (lambda text: None) if args.quiet else (lambda text: err.print(text, highlight=False))
     res = bench(args.directory, args.output, settings, log, command=_command_line(args))
     t = Table(title=f"{res.report_dir / 'results.md'}", title_justify="left")

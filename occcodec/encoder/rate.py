@@ -157,6 +157,7 @@ def control(archs: Sequence[Arch], pairs: Sequence[tuple[int, int]], size: SizeF
             evaluate: Callable[[Plan], Trial], *, target: float | None,
             max_bytes: int | None = None,
             ceiling: Callable[[Arch], float] | None = None,
+            shrink: Callable[[Arch, float], Arch | None] | None = None,
             advice: str = "a larger --arch or --preset paper") -> Outcome:
     """Walk ``archs`` in order (the search's pick first) and return the file to write.
 
@@ -164,8 +165,11 @@ def control(archs: Sequence[Arch], pairs: Sequence[tuple[int, int]], size: SizeF
     it, by :func:`smallest_passing`; the first network that reaches it wins (a later one is
     only tried when an earlier one fails). ``ceiling(arch)``, the IoU before quantization,
     saves the QAT runs of a network that cannot reach the target: only its largest plan is
-    trained, as a candidate for the closest result. Without ``target``: the largest plan
-    within ``max_bytes`` of the first network that has one (more bits, more IoU).
+    trained, as a candidate for the closest result. ``shrink(arch, ceiling)``, when given,
+    may name a smaller network to try first when ``arch`` clears the target with room to
+    spare (its ceiling far above it): if that network reaches the target, its file is
+    written; if not, ``arch``'s plans are tried as usual. Without ``target``: the largest
+    plan within ``max_bytes`` of the first network that has one (more bits, more IoU).
 
     Raises
     ------
@@ -175,19 +179,33 @@ def control(archs: Sequence[Arch], pairs: Sequence[tuple[int, int]], size: SizeF
     """
     trials: list[Trial] = []
     smallest: Plan | None = None
-    for arch in archs:
+
+    def ladder_of(arch: Arch) -> list[Plan]:
+        nonlocal smallest
         every = plans(arch, pairs, size)
         if every and (smallest is None or every[0].nbytes < smallest.nbytes):
             smallest = every[0]
-        ladder = [p for p in every if max_bytes is None or p.nbytes <= max_bytes]
+        return [p for p in every if max_bytes is None or p.nbytes <= max_bytes]
+
+    for arch in archs:
+        ladder = ladder_of(arch)
         if not ladder:
             continue
         if target is None:
             t = evaluate(ladder[-1])
             return Outcome(t, True, [t])
-        if ceiling is not None and ceiling(arch) < target:
-            trials.append(evaluate(ladder[-1]))
-            continue
+        if ceiling is not None:
+            top = ceiling(arch)
+            if top < target:
+                trials.append(evaluate(ladder[-1]))
+                continue
+            small = shrink(arch, top) if shrink is not None else None
+            small_ladder = ladder_of(small) if small is not None else []
+            if small is not None and small_ladder and ceiling(small) >= target:
+                passing, tried = smallest_passing(small_ladder, evaluate, target)
+                trials += tried
+                if passing is not None:
+                    return Outcome(passing, True, trials)
         passing, tried = smallest_passing(ladder, evaluate, target)
         trials += tried
         if passing is not None:

@@ -41,6 +41,12 @@ from occcodec.shapes.frame import axis_coords
 #: trains on, so a quantized network can end a little above its float fit. A margin, not a
 #: measured bound; a network under it still gets its largest plan trained (as the closest).
 CEILING_SLACK = 0.002
+#: Rate control tries a smaller network first when the search's pick clears the target by
+#: at least this much in float IoU (the room quantization and a smaller network can use) ...
+SHRINK_HEADROOM = 0.01
+#: ... the most accurate search candidate (by its short fit) of at most this share of the
+#: pick's bytes (both at the search's bit pair). One step: each try costs a float fit.
+SHRINK_RATIO = 0.6
 
 
 @dataclass
@@ -98,11 +104,24 @@ def order_starts(found: Sequence[Start], pick: Start, quant: str, size: SizeFn,
 Score = Callable[[Arch, Weights, bool], dict[str, Any]]
 
 
+def smaller_start(found: Sequence[Start], arch: Arch,
+                  nbytes: Callable[[Arch], int]) -> Start | None:
+    """The search candidate rate control tries before ``arch`` when ``arch`` has room to
+    spare: the most accurate one (then the smallest) of at most :data:`SHRINK_RATIO` of its
+    bytes; None when no candidate is that small."""
+    cap = SHRINK_RATIO * nbytes(arch)
+    small = [s for s in found if s.accuracy > 0 and nbytes(s.arch) <= cap]
+    return max(small, key=lambda s: (s.accuracy, -nbytes(s.arch)), default=None)
+
+
 def run(starts: Sequence[Start], samples: Samples, score: Score, preset: Preset,
         opts: EncodeOptions, rng: np.random.Generator, progress: Progress, size: SizeFn,
-        epoch_hook: Callable[[int, float, float], None] | None = None) -> Outcome:
+        epoch_hook: Callable[[int, float, float], None] | None = None,
+        found: Sequence[Start] = ()) -> Outcome:
     """Train and measure plans until the request is met (or the networks are spent).
 
+    ``found`` (the search's candidates) are the smaller networks tried first when a
+    network clears the target by :data:`SHRINK_HEADROOM` (:func:`smaller_start`).
     Trials are scored without the surface distance; the caller measures the chosen one
     fully.
 
@@ -113,7 +132,8 @@ def run(starts: Sequence[Start], samples: Samples, score: Score, preset: Preset,
     """
     floats: dict[str, tuple[Weights, float]] = {}
     target = effective_target(opts, preset)
-    by_key = {str(s.arch): s for s in starts}
+    by_key = {str(s.arch): s for s in [*found, *starts]}
+    pair = search_pair(opts.quant, preset.auto_pairs)
 
     def float_fit(arch: Arch) -> tuple[Weights, float]:
         key = str(arch)
@@ -142,9 +162,18 @@ def run(starts: Sequence[Start], samples: Samples, score: Score, preset: Preset,
     def ceiling(arch: Arch) -> float:
         return float_fit(arch)[1] + CEILING_SLACK
 
+    def shrink(arch: Arch, top: float) -> Arch | None:
+        if target is None or top - CEILING_SLACK < target + SHRINK_HEADROOM:
+            return None
+        small = smaller_start(found, arch, lambda a: size(a, layer_bits(a, pair)))
+        if small is not None:
+            progress.note(f"{arch} has room above the target: trying the smaller "
+                          f"{small.arch} ({small.arch.params} params) first")
+        return None if small is None else small.arch
+
     return control([s.arch for s in starts], bit_pairs(opts.quant, preset.auto_pairs), size,
-                   evaluate,
-                   target=target, max_bytes=opts.max_bytes, ceiling=ceiling)
+                   evaluate, target=target, max_bytes=opts.max_bytes, ceiling=ceiling,
+                   shrink=shrink)
 
 
 class Lowbit:
@@ -219,12 +248,12 @@ class Lowbit:
         """
         pick = next((Start(c.arch, c.weights, c.accuracy) for c in found
                      if str(c.arch) == str(arch)), Start(arch, start))
-        starts = order_starts([Start(c.arch, c.weights, c.accuracy) for c in found], pick,
-                              self.opts.quant, self.size, self.opts.max_bytes,
+        every = [Start(c.arch, c.weights, c.accuracy) for c in found]
+        starts = order_starts(every, pick, self.opts.quant, self.size, self.opts.max_bytes,
                               effective_target(self.opts, self.preset),
                               self.preset.auto_pairs)
         outcome = run(starts, samples, self.score, self.preset, self.opts, rng, progress,
-                      self.size, epoch_hook)
+                      self.size, epoch_hook, every)
         chosen = self._measured(outcome.chosen)
         data = self.pack(chosen)
         # Rate control relied on the prediction; a file over --max-bytes is never returned.

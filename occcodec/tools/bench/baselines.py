@@ -127,6 +127,32 @@ class Occcodec(_Occ):
     colour = "#1f77b4"
 
 
+class OcccodecAt(_Occ):
+    """occcodec again with ``--target-iou T`` (``bench --targets``): with the default row,
+    the points of occcodec's rate-distortion curve on each shape."""
+
+    family = "occcodec"
+    colour = Occcodec.colour
+
+    def __init__(self, target: float) -> None:
+        self.target = float(target)
+        self.name = f"{Occcodec.name} @{self.target * 100:g}%"
+        self.note = (f"occcodec encode --target-iou {self.target:g} (the smallest file the "
+                     f"rate control finds at that IoU), the .occ file as written")
+        self.sub = f"occ-{self.target * 100:g}"
+
+    def enabled(self, settings: BenchSettings) -> bool:
+        return self.target in settings.targets and super().enabled(settings)
+
+    def options(self, settings: BenchSettings) -> Any:
+        return dataclasses.replace(settings.encode_options(), target_iou=self.target,
+                                   max_bytes=None)
+
+
+#: The prefix of the rows of :class:`OcccodecAt` (``occcodec @99%``).
+AT_PREFIX = f"{Occcodec.name} @"
+
+
 class NIArch(_Occ):
     name = family = "NI-arch"
     note = ("NI's 8x32 architecture trained under occcodec's budget and sampler; not the NI "
@@ -441,8 +467,31 @@ assert len({b.name for b in BASELINES}) == len(BASELINES)
 
 
 def by_name(name: str) -> Baseline | None:
-    """The baseline whose rows carry ``name`` in the ``method`` column, if any."""
+    """The baseline whose rows carry ``name`` in the ``method`` column, if any (``occcodec
+    @T%`` rows: an :class:`OcccodecAt`)."""
+    if name.startswith(AT_PREFIX) and name.endswith("%"):
+        try:
+            return OcccodecAt(float(name[len(AT_PREFIX):-1]) / 100.0)
+        except ValueError:
+            return None
     return next((b for b in BASELINES if b.name == name), None)
+
+
+def methods(settings: BenchSettings) -> list[Baseline]:
+    """The baselines a run does, in order: :data:`BASELINES` with one :class:`OcccodecAt`
+    per ``--targets`` value after occcodec's own row."""
+    out: list[Baseline] = []
+    for b in BASELINES:
+        out.append(b)
+        if isinstance(b, Occcodec):
+            out += [OcccodecAt(t) for t in sorted(settings.targets)]
+    return [b for b in out if b.enabled(settings)]
+
+
+def curve(method: str) -> str:
+    """The curve a method's points join in the rate-distortion plots: ``occcodec @T%`` rows
+    with occcodec's, ``decimate+draco @...`` rows with each other."""
+    return method.split(" @")[0]
 
 
 def choices() -> tuple[str, ...]:

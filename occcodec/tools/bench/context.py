@@ -65,6 +65,8 @@ class BenchSettings:
     surface_points: int = 100_000
     baselines: tuple[str, ...] | None = None
     reference: str = "auto"
+    #: Extra occcodec rows at these ``--target-iou`` values (``bench --targets``).
+    targets: tuple[float, ...] = ()
 
     def rule(self) -> str:
         """The reference rule of this run: ``encoder`` or ``centres`` (see

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from occcodec.tools.bench.baselines import by_name
+from occcodec.tools.bench.baselines import by_name, curve
 from occcodec.tools.bench.report import methods_present, values
 
 __all__ = ["PLOTS", "colour", "plots", "rate_distortion"]
@@ -77,13 +77,14 @@ def _histogram(rows: list[dict[str, Any]], methods: list[str], key: str, label: 
     return fig
 
 
-def _points(rows: list[dict[str, Any]], method: str, key: str = "iou"
+def _points(rows: list[dict[str, Any]], line: str, key: str = "iou"
             ) -> dict[str, list[tuple[float, float]]]:
-    """A method's (bytes, figure) points per shape, each shape's sorted by bytes; IoU in %,
-    and only finite positive values of other figures (they go on a log axis)."""
+    """The (bytes, figure) points per shape of the methods on one curve (``baselines.curve``:
+    ``occcodec`` and its ``@T%`` rows), each shape's sorted by bytes; IoU in %, and only
+    finite positive values of other figures (they go on a log axis)."""
     out: dict[str, list[tuple[float, float]]] = {}
     for r in rows:
-        if r["method"] != method or not r["bytes"] or r.get(key) is None:
+        if curve(r["method"]) != line or not r["bytes"] or r.get(key) is None:
             continue
         y = float(r[key]) * (100 if key == "iou" else 1)
         if key != "iou" and not (math.isfinite(y) and y > 0):
@@ -94,29 +95,33 @@ def _points(rows: list[dict[str, Any]], method: str, key: str = "iou"
 
 def rate_distortion(rows: list[dict[str, Any]], key: str = "iou") -> Any:
     """Bytes (log) against IoU, or against ``key`` (``surface_chamfer_vox``: the surface
-    Chamfer in voxel edges, log): one marker per row; a method with several rows on a shape
-    (several targets) is drawn as one curve per shape through them, in order of bytes.
-    ``None`` when no row has the figure."""
+    Chamfer in voxel edges, log): one marker per row; the rows of one curve on a shape
+    (occcodec at several targets, ``bench --targets``; decimate+draco at its two targets) are
+    joined into one line per shape, in order of bytes, in the colour of the curve's first
+    method. ``None`` when no row has the figure."""
     from matplotlib.figure import Figure
 
-    if not any(_points(rows, m, key) for m in methods_present(rows)):
+    lines = list(dict.fromkeys(curve(m) for m in methods_present(rows)))
+    if not any(_points(rows, c, key) for c in lines):
         return None
+    first = {c: next(m for m in methods_present(rows) if curve(m) == c) for c in lines}
     fig = Figure(figsize=(7.0, 4.6))
     ax = fig.add_subplot()
     curves = False
-    for m in methods_present(rows):
-        per_shape = _points(rows, m, key)
+    for c in lines:
+        per_shape = _points(rows, c, key)
         n = sum(len(p) for p in per_shape.values())
         if not n:
             continue
-        label: str | None = f"{m} ({n})"
+        label: str | None = f"{c} ({n})"
         for pts in per_shape.values():
             x, y = zip(*pts, strict=True)
             if len(pts) > 1:
                 curves = True
-                ax.plot(x, y, "-o", ms=4, lw=1.2, alpha=0.8, color=colour(m), label=label)
+                ax.plot(x, y, "-o", ms=4, lw=1.2, alpha=0.8, color=colour(first[c]),
+                        label=label)
             else:
-                ax.scatter(x, y, s=22, alpha=0.8, color=colour(m), label=label)
+                ax.scatter(x, y, s=22, alpha=0.8, color=colour(first[c]), label=label)
             label = None  # one legend entry per method
     ax.set_xscale("log")
     ax.set_xlabel("bytes (log scale)")

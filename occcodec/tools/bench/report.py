@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from occcodec.tools.bench.baselines import BASELINES, Occcodec, by_name
+from occcodec.tools.bench.baselines import BASELINES, Occcodec, by_name, curve
 from occcodec.tools.bench.context import CSV_FIELDS, BenchSettings
 
 __all__ = ["count_sentence", "csv_text", "markdown", "md_cell", "methods_present", "ordered",
@@ -40,8 +40,10 @@ def ordered(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     first: dict[str, int] = {}
     for r in rows:
         first.setdefault(r["shape"], len(first))
-    return sorted(rows, key=lambda r: (first[r["shape"]],
-                                       _ORDER.get(r["method"], len(_ORDER)), r["method"]))
+    def rank(method: str) -> int:  # an occcodec @T% row sorts with occcodec
+        return _ORDER.get(method, _ORDER.get(curve(method), len(_ORDER)))
+
+    return sorted(rows, key=lambda r: (first[r["shape"]], rank(r["method"]), r["method"]))
 
 
 def csv_text(rows: Iterable[dict[str, Any]]) -> str:

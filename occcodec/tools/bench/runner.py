@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from occcodec.errors import InputError, OccError, OutputError, UsageError
-from occcodec.tools.bench.baselines import BASELINES, Baseline, choices
+from occcodec.tools.bench.baselines import Baseline, choices, methods
 from occcodec.tools.bench.context import BenchSettings, Context, Ref, make_row
 from occcodec.tools.bench.plots import plots
 from occcodec.tools.bench.report import csv_text, markdown, write_text
@@ -86,7 +86,7 @@ class _Runner:
         self.log = log
         self.notes: list[str] = []
         self.failures = 0
-        self.baselines = self._usable([b for b in BASELINES if b.enabled(settings)])
+        self.baselines = self._usable(methods(settings))
 
     def _usable(self, chosen: list[Baseline]) -> list[Baseline]:
         """The chosen baselines whose optional modules import; one note per missing one."""
