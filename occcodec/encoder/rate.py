@@ -158,6 +158,7 @@ def control(archs: Sequence[Arch], pairs: Sequence[tuple[int, int]], size: SizeF
             max_bytes: int | None = None,
             ceiling: Callable[[Arch], float] | None = None,
             shrink: Callable[[Arch, float], Arch | None] | None = None,
+            shrink_room: float = 0.0,
             advice: str = "a larger --arch or --preset paper") -> Outcome:
     """Walk ``archs`` in order (the search's pick first) and return the file to write.
 
@@ -167,8 +168,9 @@ def control(archs: Sequence[Arch], pairs: Sequence[tuple[int, int]], size: SizeF
     saves the QAT runs of a network that cannot reach the target: only its largest plan is
     trained, as a candidate for the closest result. ``shrink(arch, ceiling)``, when given,
     may name a smaller network to try first when ``arch`` clears the target with room to
-    spare (its ceiling far above it): if that network reaches the target, its file is
-    written; if not, ``arch``'s plans are tried as usual. Without ``target``: the largest
+    spare (its ceiling far above it): when that network's ceiling is at least ``target +
+    shrink_room`` (room for quantization) and one of its plans reaches the target, its file
+    is written; if not, ``arch``'s plans are tried as usual. Without ``target``: the largest
     plan within ``max_bytes`` of the first network that has one (more bits, more IoU).
 
     Raises
@@ -201,7 +203,7 @@ def control(archs: Sequence[Arch], pairs: Sequence[tuple[int, int]], size: SizeF
                 continue
             small = shrink(arch, top) if shrink is not None else None
             small_ladder = ladder_of(small) if small is not None else []
-            if small is not None and small_ladder and ceiling(small) >= target:
+            if small is not None and small_ladder and ceiling(small) >= target + shrink_room:
                 passing, tried = smallest_passing(small_ladder, evaluate, target)
                 trials += tried
                 if passing is not None:
