@@ -124,6 +124,29 @@ def test_room_above_target_tries_a_smaller_network_first(small_reaches: bool) ->
     assert asked == []
 
 
+@pytest.mark.parametrize("small_reaches", [True, False])
+def test_a_first_network_spares_the_picks_training(small_reaches: bool) -> None:
+    table = {**_table(SMALL, [0.965, 0.972, 0.975, 0.98, 0.985] if small_reaches
+                      else [0.9] * 5),
+             **_table(LARGE, [0.975, 0.98, 0.985, 0.99, 0.995])}
+    fitted: list[str] = []
+
+    def ceiling(a):
+        fitted.append(str(a))
+        return {str(LARGE): 0.999, str(SMALL): 0.99 if small_reaches else 0.95}[str(a)]
+
+    ev = Scored(table)
+    out = control([LARGE], BIT_PAIRS, _size, ev, target=0.97, ceiling=ceiling,
+                  shrink=lambda a, top: SMALL, first=SMALL)
+    assert out.reached
+    if small_reaches:  # the pick (LARGE) is never trained
+        assert out.chosen.plan == plans(SMALL, BIT_PAIRS, _size)[1]
+        assert set(fitted) == {str(SMALL)}
+    else:  # SMALL is not tried twice (the shrink of LARGE names it again)
+        assert out.chosen.plan == plans(LARGE, BIT_PAIRS, _size)[0]
+        assert all(p.arch == LARGE for p in ev.calls)
+
+
 def test_smaller_start_is_the_most_accurate_small_candidate() -> None:
     from occcodec.encoder.ratefit import SHRINK_RATIO, Start, smaller_start
 

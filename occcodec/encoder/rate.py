@@ -159,6 +159,7 @@ def control(archs: Sequence[Arch], pairs: Sequence[tuple[int, int]], size: SizeF
             ceiling: Callable[[Arch], float] | None = None,
             shrink: Callable[[Arch, float], Arch | None] | None = None,
             shrink_room: float = 0.0,
+            first: Arch | None = None,
             advice: str = "a larger --arch or --preset paper") -> Outcome:
     """Walk ``archs`` in order (the search's pick first) and return the file to write.
 
@@ -170,8 +171,11 @@ def control(archs: Sequence[Arch], pairs: Sequence[tuple[int, int]], size: SizeF
     may name a smaller network to try first when ``arch`` clears the target with room to
     spare (its ceiling far above it): when that network's ceiling is at least ``target +
     shrink_room`` (room for quantization) and one of its plans reaches the target, its file
-    is written; if not, ``arch``'s plans are tried as usual. Without ``target``: the largest
-    plan within ``max_bytes`` of the first network that has one (more bits, more IoU).
+    is written; if not, ``arch``'s plans are tried as usual. ``first``, when given, is such
+    a smaller network tried before any of ``archs`` under the same condition (its float fit
+    is cheaper than the pick's: when it passes, the pick is never trained). Without
+    ``target``: the largest plan within ``max_bytes`` of the first network that has one
+    (more bits, more IoU).
 
     Raises
     ------
@@ -189,6 +193,26 @@ def control(archs: Sequence[Arch], pairs: Sequence[tuple[int, int]], size: SizeF
             smallest = every[0]
         return [p for p in every if max_bytes is None or p.nbytes <= max_bytes]
 
+    attempted: set[str] = set()
+
+    def attempt(small: Arch | None) -> Trial | None:
+        """The smaller network's smallest passing plan, if it has room for quantization
+        (each network at most once)."""
+        assert target is not None and ceiling is not None
+        if small is None or str(small) in attempted:
+            return None
+        attempted.add(str(small))
+        small_ladder = ladder_of(small)
+        if not small_ladder or ceiling(small) < target + shrink_room:
+            return None
+        passing, tried = smallest_passing(small_ladder, evaluate, target)
+        trials.extend(tried)
+        return passing
+
+    if first is not None and target is not None and ceiling is not None:
+        passing = attempt(first)
+        if passing is not None:
+            return Outcome(passing, True, trials)
     for arch in archs:
         ladder = ladder_of(arch)
         if not ladder:
@@ -201,13 +225,9 @@ def control(archs: Sequence[Arch], pairs: Sequence[tuple[int, int]], size: SizeF
             if top < target:
                 trials.append(evaluate(ladder[-1]))
                 continue
-            small = shrink(arch, top) if shrink is not None else None
-            small_ladder = ladder_of(small) if small is not None else []
-            if small is not None and small_ladder and ceiling(small) >= target + shrink_room:
-                passing, tried = smallest_passing(small_ladder, evaluate, target)
-                trials += tried
-                if passing is not None:
-                    return Outcome(passing, True, trials)
+            passing = attempt(shrink(arch, top) if shrink is not None else None)
+            if passing is not None:
+                return Outcome(passing, True, trials)
         passing, tried = smallest_passing(ladder, evaluate, target)
         trials += tried
         if passing is not None:

@@ -51,6 +51,10 @@ SHRINK_RATIO = 0.6
 #: much (plus ``CEILING_SLACK``): quantization at 4 bits cost spot's pe2,20:relu,32:relu 0.8
 #: point (98.05 % float, 97.27 % at 8+4 bits), and three failed QAT runs cost a minute.
 SHRINK_ROOM = 0.004
+#: That smaller network is tried even before the pick is trained when its search accuracy
+#: is within this of the pick's (the pick's float fit is then saved when it passes: nut's
+#: pick of 8,509 parameters cost 70 of 200 CPU seconds at 512^3 only to show its room).
+FIRST_ACCURACY_GAP = 0.02
 
 
 @dataclass
@@ -166,18 +170,30 @@ def run(starts: Sequence[Start], samples: Samples, score: Score, preset: Preset,
     def ceiling(arch: Arch) -> float:
         return float_fit(arch)[1] + CEILING_SLACK
 
+    def nbytes(arch: Arch) -> int:
+        return size(arch, layer_bits(arch, pair))
+
+    first = None
+    if target is not None and found and starts:
+        pick = by_key[str(starts[0].arch)]
+        small = smaller_start(found, pick.arch, nbytes)
+        if small is not None and small.accuracy >= pick.accuracy - FIRST_ACCURACY_GAP:
+            first = small.arch
+            progress.note(f"trying the smaller {small.arch} ({small.arch.params} params, "
+                          f"search accuracy {small.accuracy * 100:.2f} %) before the pick")
+
     def shrink(arch: Arch, top: float) -> Arch | None:
         if target is None or top - CEILING_SLACK < target + SHRINK_HEADROOM:
             return None
-        small = smaller_start(found, arch, lambda a: size(a, layer_bits(a, pair)))
-        if small is not None:
+        small = smaller_start(found, arch, nbytes)
+        if small is not None and str(small.arch) != str(first):
             progress.note(f"{arch} has room above the target: trying the smaller "
                           f"{small.arch} ({small.arch.params} params) first")
         return None if small is None else small.arch
 
     return control([s.arch for s in starts], bit_pairs(opts.quant, preset.auto_pairs), size,
                    evaluate, target=target, max_bytes=opts.max_bytes, ceiling=ceiling,
-                   shrink=shrink, shrink_room=SHRINK_ROOM)
+                   shrink=shrink, shrink_room=SHRINK_ROOM, first=first)
 
 
 class Lowbit:
