@@ -168,7 +168,11 @@ def encode_shape(shape: Shape, source_sha256: bytes, options: EncodeOptions,
         arch = parse_arch(opts.arch)
         start = tr.init_weights(arch, rng)
     else:
-        budget = search_budget(preset, opts.max_params, low and low.search_size())
+        cap = opts.max_params
+        if (low is not None and cap is None and opts.target_iou is None
+                and opts.max_bytes is None):
+            cap = preset.lowbit_max_params  # the preset's own target: its bytes
+        budget = search_budget(preset, cap, low and low.search_size())
         progress.stage("search", preset.rounds * preset.per_round)
 
         def cand_hook(k: int, n: int, c: nas.Candidate) -> None:

@@ -61,6 +61,10 @@ class Preset:
     auto_pairs
         The (first-layer, later-layer) bit pairs ``--quant auto`` chooses from; ``()`` means
         all of :data:`occcodec.encoder.rate.BIT_PAIRS`. ``fast`` takes 8+4 only: one QAT run.
+    lowbit_max_params
+        The search's parameter cap for a low-bit file aimed at the preset's own target (no
+        ``--target-iou``, ``--max-bytes`` or ``--max-params``): the bytes of the default
+        file. An explicit target lifts it (fidelity first); v1 files never see it.
     size_term
         What the search reward's size term counts for low-bit files: ``"bytes"`` (the
         predicted file size at the search's bit pair) or ``"params"`` (the paper's). Files
@@ -88,6 +92,7 @@ class Preset:
     qat_epochs: int = 8
     qat_lr: float = 1e-3
     auto_pairs: tuple[tuple[int, int], ...] = ()
+    lowbit_max_params: int | None = None
     size_term: str = "bytes"
     #: What ``--quant auto`` (the default) stores under this preset: ``"auto"``, low-bit
     #: weights with the bits chosen by rate control; ``paper`` keeps float weights (fp16),
@@ -109,6 +114,7 @@ PRESETS: dict[str, Preset] = {
         rounds=3, per_round=4, search_epochs=4, final_epochs=40, encodings=(0, 2, 4, 6),
         search_lr=1e-2, final_lr=1e-2, subsample=0.5, max_params=None,
         end_bias=2.6, acc_weight=25.0, final_lr_end=3e-4, retry_below=0.97,
+        lowbit_max_params=4000,
     ),
     # The published method as its code runs it (README, "The paper preset"): 5 rounds x 6
     # candidates x 40 epochs, final 250 epochs, raw coordinates, the paper's reward, the
