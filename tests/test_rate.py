@@ -296,3 +296,30 @@ def test_search_reward_counts_bytes_at_the_paper_rate(encoder) -> None:
     # real low-bit sizes: the channel costs make a wide first layer on a PE dearer
     real = SearchBudget(**common, size_bytes=lambda a: _size(a, layer_bits(a, (8, 4))))
     assert real.reward(0.99, SMALL) > real.reward(0.99, LARGE)
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize(("kw", "cap"), [
+    ({}, 4000),                                   # the default target: the preset's cap
+    ({"target_iou": 0.99}, None),                 # an explicit target lifts it
+    ({"max_bytes": 5000}, None),                  # so does a byte budget
+    ({"max_params": 900}, 900),                   # --max-params wins
+    ({"quant": "fp16"}, None),                    # v1 files never see it
+])
+def test_default_search_cap_applies_at_the_presets_own_target(
+        encoder, monkeypatch: pytest.MonkeyPatch, kw, cap) -> None:
+    from occcodec.encoder import search
+
+    seen = []
+
+    def fake_search(samples, budget, *a, **k):
+        seen.append(budget.max_params)
+        raise _Stop
+
+    monkeypatch.setattr(search, "search", fake_search)
+    with pytest.raises(_Stop):
+        encoder.encode_result(_ball(), preset="default", threads=1, **kw)
+    assert seen == [cap]
