@@ -77,7 +77,7 @@ from occcodec.shapes import frame
 
 #: Points per network call: large enough to amortise numpy's per-call cost, small enough
 #: that a (chunk, 64) float32 activation stays in L2.
-EVAL_CHUNK = 1 << 15
+EVAL_CHUNK = 1 << 12
 #: Absolute slack added to every threshold, above float32 rounding of the logits (the spec
 #: puts decoder disagreement below ~1e-4).
 EPS = 1e-3
@@ -214,21 +214,67 @@ class _Evaluator:
     def _run(self, ux: np.ndarray, uy: np.ndarray, uz: np.ndarray, out: np.ndarray) -> None:
         total = len(ux)
         tx, ty, tz = self.tables
-        act0 = self.arch.layers[0].activation
-        for start in range(0, total, EVAL_CHUNK):
-            sl = slice(start, start + EVAL_CHUNK)
-            cx, cy, cz = ux[sl], uy[sl], uz[sl]
-            if len(cx) == 1:  # a one-row product takes BLAS's gemv path: other rounding
+        layers = self.arch.layers
+        chunk = min(EVAL_CHUNK, max(total, 2))
+        # preallocated buffers: fresh temporaries of this size are mmap'd and page-faulted
+        # on every call, which cost as much as the arithmetic (measured)
+        width = [tx.shape[1], *(k.shape[1] for k, _ in self.weights[1:-1])]
+        h0 = np.empty((chunk, width[0]), dtype=np.float32)
+        g1 = np.empty_like(h0)
+        g2 = np.empty_like(h0)
+        bufs = [np.empty((chunk, w), dtype=np.float32) for w in width[1:]]
+        scratch = np.empty(chunk * max(width), dtype=np.float32)
+        kernel_out, bias_out = self.weights[-1]
+        res = np.empty((chunk, 1), dtype=np.float32)
+        for start in range(0, total, chunk):
+            stop = min(start + chunk, total)
+            m = stop - start
+            cx, cy, cz = ux[start:stop], uy[start:stop], uz[start:stop]
+            if m == 1:  # a one-row product takes BLAS's gemv path: other rounding
                 cx, cy, cz = (np.concatenate([a, a]) for a in (cx, cy, cz))
-            # (ty + tz + bias) + tx: the dense code's order of additions
-            h = tx[cx] + ((ty[cy] + tz[cz]) + self.bias0)
-            h = network._activate(h, act0)
-            for layer, (kernel, bias) in zip(self.arch.layers[1:], self.weights[1:-1],
-                                             strict=True):
-                h = network._activate(h @ kernel + bias, layer.activation)
-            kernel, bias = self.weights[-1]
-            res = (h @ kernel + bias)[:, 0]
-            out[sl] = res[: min(EVAL_CHUNK, total - start)]
+                m = 2
+            h, a1, a2 = h0[:m], g1[:m], g2[:m]
+            # tx + ((ty + tz) + bias): the dense code's order of additions
+            np.take(ty, cy, axis=0, out=a1)
+            np.take(tz, cz, axis=0, out=a2)
+            a1 += a2
+            a1 += self.bias0
+            np.take(tx, cx, axis=0, out=h)
+            h += a1
+            _activate_inplace(h, layers[0].activation, scratch)
+            for layer, (kernel, bias), buf in zip(layers[1:], self.weights[1:-1], bufs,
+                                                  strict=True):
+                nxt = buf[:m]
+                np.matmul(h, kernel, out=nxt)
+                nxt += bias
+                h = _activate_inplace(nxt, layer.activation, scratch)
+            r = res[:m]
+            np.matmul(h, kernel_out, out=r)
+            r += bias_out
+            out[start:stop] = r[: stop - start, 0]
+
+
+def _activate_inplace(x: np.ndarray, name: str, scratch: np.ndarray) -> np.ndarray:
+    """``network.activation(name)(x)`` with ``scratch`` for its temporary: the same float32
+    operations in the same order, so bit for bit the same values
+    (``tests/test_sparse.py::test_inplace_activations_match_the_network``)."""
+    if name == "relu":
+        return np.maximum(x, np.float32(0.0), out=x)
+    tmp = scratch[: x.size].reshape(x.shape)
+    if name == "elu":  # max(x, 0) + expm1(min(x, 0))
+        np.minimum(x, np.float32(0.0), out=tmp)
+        np.expm1(tmp, out=tmp)
+        np.maximum(x, np.float32(0.0), out=x)
+        x += tmp
+        return x
+    if name == "swish":  # x / (1 + exp(-x))
+        np.negative(x, out=tmp)
+        with np.errstate(over="ignore"):
+            np.exp(tmp, out=tmp)
+        tmp += np.float32(1.0)
+        np.divide(x, tmp, out=x)
+        return x
+    return network.activation(name)(x)  # raises FormatError for an unknown id
 
 
 @dataclass
@@ -251,12 +297,17 @@ class _Rule:
     safety: float
     margin: float
     lip_h: float  # Lipschitz bound times the voxel edge (logit per voxel), "lipschitz" only
+    fine_safety: float = 0.6  # "margin" on cells of edge <= BLOCK
+    fine_margin: float = 0.25
 
     def threshold(self, slope: np.ndarray | None, s: int) -> np.ndarray | float:
         """The threshold of cells of edge ``s`` voxels (slope in logit per voxel)."""
         half_diag = (math.sqrt(3.0) / 2.0) * s
         if self.name == "margin":
             assert slope is not None
+            if s <= BLOCK:
+                return np.float32(self.fine_margin) + np.float32(
+                    self.fine_safety * half_diag) * slope
             return np.float32(self.margin) + np.float32(self.safety * half_diag) * slope
         return EPS + self.lip_h * half_diag
 
@@ -431,7 +482,8 @@ def _check_args(shape: Sequence[int], rule: str, stride: int | None
 
 def sparse_field(arch: Arch, weights: Weights, shape: Sequence[int], *,
                  stride: int | None = None, rule: str = "margin", safety: float = 1.0,
-                 margin: float = 0.5) -> SparseField:
+                 margin: float = 0.5, fine_safety: float = 0.6,
+                 fine_margin: float = 0.25) -> SparseField:
     """Evaluate the logit field coarse to fine; see the module docstring for the rules.
 
     Parameters
@@ -468,7 +520,7 @@ def sparse_field(arch: Arch, weights: Weights, shape: Sequence[int], *,
     dims = [int(x) for x in ntop * s_top + 1]
     evaluate = _Evaluator(arch, weights, shape3, [d - 1 for d in dims])
     lip_h = lipschitz_bound(arch, weights) * 2.0 / max(shape3) if rule == "lipschitz" else 0.0
-    rl = _Rule(rule, float(safety), float(margin), lip_h)
+    rl = _Rule(rule, float(safety), float(margin), lip_h, float(fine_safety), float(fine_margin))
     block = min(BLOCK, s_top)
     levels: list[LevelStats] = []
 
