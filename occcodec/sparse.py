@@ -14,18 +14,19 @@ on each axis (``u = 0`` and ``u > n`` are the padding, "outside" as the dense de
    *skipped*: its voxels take the corners' sign. Any other (*active*) cell is split in 8
    and its 19 new lattice points are evaluated. Down to the block edge ``B`` (8 voxels) the
    levels are whole-grid arrays (129^3 at 1024^3, mostly sign fills); below it, each active
-   *block* (``B^3`` voxels) is a small dense ``(B+1)^3`` array, refined in batches, so
-   numpy works on contiguous arrays (no sorting, no searching, no point index). A point on a
-   face between two active blocks is evaluated by both (not measured how many; the old
-   global point index, sorted keys and searches, was what made decoding slow), and
-   :func:`_share_faces` then gives the blocks that hold the surface one value per point.
+   *block* (``B^3`` voxels) is a small dense ``(B+1)^3`` array, and all active blocks go
+   down one level at a time (evaluated in batches), so numpy works on contiguous arrays
+   (no sorting, no searching, no point index). A point on a face between two active
+   blocks may be evaluated by both; :func:`_share_faces` then gives the blocks that hold
+   the surface one value per point.
 3. **Meshes**: the blocks that hold a sign change are stacked along x, behind a 1024-layer
    masked prefix, and meshed by ONE marching-cubes call per 113 blocks (``mask`` keeps
-   cells between stacked blocks out). Every stacked x index then lies in [1024, 2048),
-   where float32 has one spacing, so a vertex's position *inside its block* is rounded the
-   same way whatever the block's place in the stack: the copies of a vertex on a face
-   shared by two blocks are bit for bit equal and merged by exact position (no cracks, no
-   duplicates), and positions are within 1.2e-4 voxel of the dense mesh's.
+   cells between stacked blocks out, and cells whose corners do not straddle 0.5). Every
+   stacked x index then lies in [1024, 2048), where float32 has one spacing, so a vertex's
+   position *inside its block* is rounded the same way whatever the block's place in the
+   stack: the copies of a vertex on a face shared by two blocks are bit for bit equal and
+   merged (by the lattice edge they lie on; no cracks, no duplicates), and positions are
+   within 1.2e-4 voxel of the dense mesh's for equal logits.
 
 The threshold ``t(s) = eps + g * (sqrt(3) / 2) * s * h`` (``h`` the voxel edge in normalised
 units) says "no point of the cell is further than half its diagonal from a corner, and the
@@ -38,21 +39,52 @@ field cannot change by more than ``g`` per unit". Two rules choose ``g``:
 ``"margin"`` (default, empirical)
     ``g`` is ``safety`` times the steepest finite difference seen along the edges of the
     evaluated cells, and ``eps`` is raised to ``margin`` logits; on the top level a cell is
-    also refined when any of its 26 neighbours is. This is not a proof: a feature thinner
-    than the lattice whose logit rises steeper than anything sampled could be missed. It is
-    exact (voxel for voxel) on every shape measured (``tests/test_sparse.py``,
-    ``tests/benchmarks/sparse_decode.py --check-dense``). Its slope is local: each top cell
-    takes the largest corner spread of its 26 neighbours, and a child keeps the larger of
-    its parent's slope and its own.
+    also refined when any of its 26 neighbours is. Its slope is local: each top cell takes
+    the largest corner spread of its 26 neighbours, and a child keeps the larger of its
+    parent's slope and its own. Cells of edge <= ``B`` use ``fine_safety`` (0.6) and
+    ``fine_margin`` (0.25 logits) instead of 1.0 and 0.5: a one-voxel plate whose logit is
+    a kink ``c - k |x - x0|`` midway between two samples ``s`` apart is refined whenever
+    ``fine_safety * (sqrt(3) / 2) * s >= s / 2``, i.e. ``fine_safety >= 1 / sqrt(3) =
+    0.577`` at every level (the kink's slope ``k`` is seen by the neighbouring cells).
+    Measured: plates at each of the 64 positions of a 64^3 grid, strides 8 and 16, slope 40
+    and 160 per unit, peak 0.05 and 0.3 voxel-slopes: all exact with 0.6; with 0.5, 32 and
+    96 of the 128 decodes at peak 0.05 had wrong voxels (``tests/test_sparse.py``).
+
+    **The band (last level, cells of edge 2, ``"margin"`` only).** Most cells the slope
+    rule refines at the last level lie next to the surface and hold no sign change (on
+    the three files below about 2 of 3 at 512^3). There a cell is refined when
+
+    * its corners change sign (padding counted "outside"), or
+    * the slope rule says so and no cell among its 26 neighbours (in its block) changes
+      sign: small parts away from the surface are still found as before, or
+    * *flood*: a point of the cell already evaluated -- by a refined neighbour, in this
+      block or the next (blocks copy each other's evaluated face points) -- has the other
+      sign than its corners; repeated until no cell is added. This follows the surface
+      where it bulges through a cell's face without changing the sign of its corners.
+
+    What the band can miss: a part thinner than 2 voxels that touches none of the
+    evaluated points, within one cell of the surface elsewhere (two walls 2 voxels apart,
+    one of them 1 voxel thick). Suppressing the slope rule also at edge 4 lost a 4-voxel
+    speck of pinion's network at 256^3 and 5 voxels of spot's at 512^3, so the band is
+    only the last level. Like the slope factor, this is measured, not proved: exact voxel
+    for voxel on the tests' shapes and on the files of spot, nut and pinion (fast preset)
+    at 256^3 and 512^3 against the dense decoder; the last level then refines 1.2x
+    (spot) to 1.8x (pinion) the cells that hold a sign change, against 2.2x to 3.2x with
+    the slope rule alone, and 512^3 evaluates 22 to 27 % fewer points.
 
 The logits are those of the dense decoder up to about 1 ulp, not bit for bit: BLAS rounds
 a row's dot product differently with the matrix's row count (measured: OpenBLAS sgemm
-and sgemv disagree between 16 k-row slabs and smaller chunks), so a voxel whose logit is
-within ~1e-6 of 0 could differ; mesh vertices agree to ~1e-4 voxel.
+and sgemv disagree between 16 k-row slabs and smaller chunks; the evaluator's 4096-row
+chunks equal the dense 15,360-row slabs of a 96x160x96 grid bit for bit but not the
+25,600-row slabs of 160^3), so a voxel whose logit is within ~1e-6 of 0 could differ;
+mesh vertices agree to ~1e-4 voxel, at worst measured 1.7e-3 voxel (an edge along which
+P hardly changes).
 
 Memory stays sparse: whole-grid arrays only down to stride ``B`` (a few MB at 1024^3), the
-blocks that hold a sign change (float32 ``(B+1)^3`` each) and one label byte per block; a
-dense grid exists only when :meth:`SparseField.voxels` is asked for. The work (parameters x
+active blocks' arrays while they are refined (float32 ``(B+1)^3`` each: 750 MB for the
+257 k active blocks of pinion's network at 1024^3), then only the blocks that hold a sign
+change, and one label byte per block; a dense grid exists only when
+:meth:`SparseField.voxels` is asked for. The work (parameters x
 points evaluated) is checked against the ``work`` limit as it grows.
 """
 
@@ -498,14 +530,18 @@ def sparse_field(arch: Arch, weights: Weights, shape: Sequence[int], *,
         ``"margin"`` (empirical gradient times ``safety``, plus ``margin`` logits, plus one
         top cell of dilation) or ``"lipschitz"`` (provable; ``safety`` and ``margin`` unused).
     safety, margin
-        The margin rule's factor on the observed slope and its floor in logits. With 1.0
-        and 0.5, sparse == dense voxel for voxel on the tests' shapes (thin plates and rods
-        one voxel thick included) and on the files of spot, nut and pinion at 256^3.
-        Measured there (evaluations as a fraction of 256^3, mismatched voxels): safety 1.0:
-        spot 15.7 %, nut 27.6 %, pinion 30.3 %, all exact; 0.5: 10.4, 17.8, 19.6 %, all
-        exact; 0.25: nut has 3 wrong voxels; 0.1: nut 8. 1.0 keeps a factor 4 from the
-        first failure; the former default 2.0 cost about 1.7x the evaluations of 1.0. The
-        margin (0.1 .. 0.5) changed the evaluations by under 1 %.
+        The margin rule's factor on the observed slope and its floor in logits, on cells
+        larger than the block. With 1.0 and 0.5 (and the old rule below the block too),
+        sparse == dense on spot, nut and pinion at 256^3; measured then (evaluations as a
+        fraction of 256^3, mismatched voxels): safety 1.0: spot 15.7 %, nut 27.6 %,
+        pinion 30.3 %, all exact; 0.5: 10.4, 17.8, 19.6 %, all exact; 0.25: nut has 3
+        wrong voxels; 0.1: nut 8. The margin (0.1 .. 0.5) changed the evaluations by
+        under 1 %.
+    fine_safety, fine_margin
+        The same on cells of edge <= the block (8 voxels); see the module docstring for
+        why 0.6 (the plate bound is 0.577). With the defaults and the band, spot, nut and
+        pinion (fast-preset files) evaluate 7.5, 13.0 and 18.1 % of 256^3 and 3.4, 6.0
+        and 9.4 % of 512^3, all exact.
 
     Raises
     ------
