@@ -418,9 +418,11 @@ def _refine(z: np.ndarray, active: np.ndarray, origin: np.ndarray, step: int,
     new point takes the sign of its cell's lowest corner as +-inf. That corner lies in a
     skipped cell of this or a coarser level, all of whose points share one sign.
     """
-    _, a, b, c = z.shape
+    k, a, b, c = z.shape
     fill = np.where(z > 0, np.float32(np.inf), np.float32(-np.inf))
-    z2 = np.ascontiguousarray(_up(fill)[:, : 2 * a - 1, : 2 * b - 1, : 2 * c - 1])
+    z2 = np.empty((k, 2 * a - 1, 2 * b - 1, 2 * c - 1), dtype=np.float32)
+    for dx, dy, dz in _CORNERS[1:]:  # point (p, q, r) takes fill[p // 2, q // 2, r // 2]
+        z2[:, dx::2, dy::2, dz::2] = fill[:, : a - dx, : b - dy, : c - dz]
     z2[:, ::2, ::2, ::2] = z
     need = np.zeros(z2.shape, dtype=bool)
     ca, cb, cc = a - 1, b - 1, c - 1
@@ -926,12 +928,13 @@ def field_mesh(f: SparseField) -> tuple[np.ndarray, np.ndarray]:
 def _straddles(p: np.ndarray) -> np.ndarray:
     """Cells of the probability blocks ``p`` (M, B+1, B+1, B+1) whose corners are not all
     on one side of 0.5 (by ``>`` or by ``>=``, whichever marching cubes uses)."""
-    above = p > 0.5
-    mn, mx = _corner_range(above.view(np.uint8))
-    out = mn != mx
-    if (p == 0.5).any():
-        mn, mx = _corner_range((p >= 0.5).view(np.uint8))
-        out |= mn != mx
+    out = np.zeros((p.shape[0], *(d - 1 for d in p.shape[1:])), dtype=bool)
+    for above in (p > 0.5, p >= 0.5) if (p == 0.5).any() else (p > 0.5,):
+        _, a, b, c = above.shape
+        count = np.zeros(out.shape, dtype=np.uint8)
+        for dx, dy, dz in _CORNERS:
+            count += above[:, dx : dx + a - 1, dy : dy + b - 1, dz : dz + c - 1]
+        out |= (count != 0) & (count != 8)
     return out
 
 
