@@ -5,7 +5,8 @@
 
 Each (file, resolution) runs in a fresh subprocess, so its max RSS (``resource.getrusage``)
 is that measurement's peak alone. A row: seconds for the field and for field + mesh
-(``decoder.mesh_arrays`` does the same two steps), network evaluations against the dense
+(``decoder.mesh_arrays`` does the same two steps), the CPU seconds of field + mesh
+(``time.process_time``: on a shared machine the wall time depends on the load), network evaluations against the dense
 n^3, blocks holding the surface, faces, peak MB, the load average when it started, and the
 components :func:`occcodec.sparse.drop_specks` would remove. ``--check-dense R`` also
 decodes densely at resolutions <= R and reports voxel mismatches and the volume difference.
@@ -34,14 +35,14 @@ coded = decoder.read(path)
 h = coded.header
 shape = network.scaled_shape(h.grid, res)
 load = os.getloadavg()[0]
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 f = sparse.sparse_field(h.arch, coded.weights, shape, rule=rule, safety=safety)
 t1 = time.perf_counter()
 verts, faces = sparse.field_mesh(f)
 world = sparse.to_world(verts, shape, h.center, h.scale)
-t2 = time.perf_counter()
+t2, c2 = time.perf_counter(), time.process_time()
 row = {"file": path, "resolution": res, "rule": rule, "safety": safety, "arch": str(h.arch),
-       "field_s": round(t1 - t0, 2), "mesh_s": round(t2 - t0, 2),
+       "field_s": round(t1 - t0, 2), "mesh_s": round(t2 - t0, 2), "cpu_s": round(c2 - c0, 2),
        "evaluated": f.evaluated, "dense": int(np.prod(shape)),
        "fraction": round(f.evaluated / float(np.prod(shape)), 4),
        "mixed_blocks": int(len(f.mixed)), "blocks": int(f.label.size), "faces": int(len(faces)),
