@@ -38,7 +38,7 @@ R = 16
 PLOTS = bench.PLOTS
 OCC, NI, ZSTD, CTX, PAPER = "occcodec", "NI-arch", "zstd grid", "ctx-grid", "occcodec paper"
 DRACO = ("Draco q11", "Draco q14")
-DD_OCC, DD_99 = "decimate+draco @occ", "decimate+draco @99%"
+DD_OCC, DD_99, DD_B = "decimate+draco @occ", "decimate+draco @99%", "decimate+draco @bytes"
 
 
 def _importable(module: str) -> bool:
@@ -50,7 +50,7 @@ def _importable(module: str) -> bool:
 
 
 HAVE_CTX = _importable("occcodec.coding.ctxgrid")  # written by another branch
-MESH_METHODS = {OCC, NI, ZSTD, *DRACO, DD_OCC, DD_99} | ({CTX} if HAVE_CTX else set())
+MESH_METHODS = {OCC, NI, ZSTD, *DRACO, DD_OCC, DD_99, DD_B} | ({CTX} if HAVE_CTX else set())
 
 
 @pytest.fixture(scope="module")
@@ -248,6 +248,9 @@ def test_decimate_draco_rows_reach_their_target_or_are_marked(
             assert r["target_reached"] == str(reached), r
             assert ("TARGET MISSED" in r["note"]) == (not reached), r
             assert len(DracoPy.decode((report / r["file"]).read_bytes()).faces) > 0
+        at_bytes = mine[DD_B]  # in occcodec's bytes, or the smallest setting, marked
+        fits = int(at_bytes["bytes"]) <= int(mine[OCC]["bytes"])
+        assert fits == ("OVER BUDGET" not in at_bytes["note"]), at_bytes
 
 
 def _reference(path: Path, tmp_path: Path) -> tuple[bench.Ref, Context]:
@@ -349,7 +352,7 @@ def test_ctx_grid_baseline_writes_decodes_and_checks_the_file(
 
 def test_baselines_table_drives_names_choices_and_notes() -> None:
     names = [b.name for b in bench.BASELINES]
-    assert names == [OCC, NI, ZSTD, CTX, *DRACO, DD_OCC, DD_99, PAPER]
+    assert names == [OCC, NI, ZSTD, CTX, *DRACO, DD_OCC, DD_99, DD_B, PAPER]
     assert bench.choices() == (OCC, NI, ZSTD, CTX, *DRACO, "decimate+draco", PAPER)
     for b in bench.BASELINES:
         assert b.note and b.colour.startswith("#") and bench.by_name(b.name) is b
@@ -368,10 +371,11 @@ def test_a_selection_runs_only_the_chosen_baselines(tmp_path: Path, shapes_dir: 
     res = bench.bench(d, tmp_path / "rep", bench.BenchSettings(
         EncodeOptions(preset="fast", resolution=R), surface_points=500,
         baselines=(ZSTD, "decimate+draco")))
-    assert [r["method"] for r in res.rows] == [ZSTD, DD_OCC, DD_99]
+    assert [r["method"] for r in res.rows] == [ZSTD, DD_OCC, DD_99, DD_B]
     failed = res.rows[1]  # nothing to match without occcodec's row: a failed row, not a guess
     assert failed["bytes"] is None and "no occcodec IoU" in failed["note"]
-    assert res.failures == 1 and res.rows[2]["bytes"] is not None
+    assert res.rows[3]["bytes"] is None and "no occcodec file" in res.rows[3]["note"]
+    assert res.failures == 2 and res.rows[2]["bytes"] is not None
 
 
 def test_targets_add_occcodec_rows_on_one_curve(tmp_path: Path, shapes_dir: Path) -> None:
@@ -430,7 +434,7 @@ def test_bench_against_the_centre_rule_gives_surface_figures_for_every_row(
     d.mkdir()
     shutil.copy(shapes_dir / "box.stl", d / "box.stl")
     out = tmp_path / "rep"
-    methods = [OCC, ZSTD, *DRACO, DD_OCC, DD_99] + ([CTX] if HAVE_CTX else [])
+    methods = [OCC, ZSTD, *DRACO, DD_OCC, DD_99, DD_B] + ([CTX] if HAVE_CTX else [])
     code = main(["bench", str(d), "-o", str(out), "--preset", "fast", "--resolution", "48",
                  "--threads", "1", "--points", "2000", "-q", "--arch", "16:relu",
                  "--reference", "centres", "--baselines", OCC, ZSTD, *DRACO, "decimate+draco",
