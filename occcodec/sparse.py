@@ -1009,13 +1009,28 @@ def drop_specks(verts: np.ndarray, faces: np.ndarray, min_fraction: float = 1e-3
     UsageError
         If ``min_fraction`` is not in [0, 1).
     """
-    from scipy.sparse import coo_matrix  # scikit-image's own dependency
-    from scipy.sparse.csgraph import connected_components
-
     if not 0.0 <= min_fraction < 1.0:
         raise UsageError(f"speck fraction {min_fraction} must be in [0, 1)")
     if not len(faces):
         return verts, faces, 0
+    nv = len(verts)
+    comp, big = _big_components(verts, faces, min_fraction)
+    keep_face = big[comp]
+    faces = faces[keep_face]
+    used = np.zeros(nv, dtype=bool)
+    used[faces.ravel()] = True
+    new_index = np.cumsum(used) - 1
+    return verts[used], new_index[faces], int(len(big) - big.sum())
+
+
+def _big_components(verts: np.ndarray, faces: np.ndarray, min_fraction: float
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Each face's connected component (by shared vertices), and which components are at
+    least ``min_fraction`` of the largest of their kind (closed: enclosed volume; open:
+    area); see :func:`drop_specks`."""
+    from scipy.sparse import coo_matrix  # scikit-image's own dependency
+    from scipy.sparse.csgraph import connected_components
+
     nv = len(verts)
     a, b = faces[:, [0, 1, 2]].ravel(), faces[:, [1, 2, 0]].ravel()
     graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(nv, nv))
@@ -1033,9 +1048,15 @@ def drop_specks(verts: np.ndarray, faces: np.ndarray, min_fraction: float = 1e-3
     for kind in (open_, ~open_):
         if kind.any():
             big |= kind & (size >= min_fraction * size[kind].max())
-    keep_face = big[comp]
-    faces = faces[keep_face]
-    used = np.zeros(nv, dtype=bool)
-    used[faces.ravel()] = True
-    new_index = np.cumsum(used) - 1
-    return verts[used], new_index[faces], int(ncomp - big.sum())
+    return comp, big
+
+
+def count_components(verts: np.ndarray, faces: np.ndarray, min_fraction: float = 1e-3) -> int:
+    """Connected components of a mesh (vertices shared by position index) at least
+    ``min_fraction`` of the largest of their kind: the components :func:`drop_specks` keeps.
+    A decoded mesh should have no more than its original (merge an input's duplicate
+    vertices first, or every triangle of an STL is a component)."""
+    if not len(faces):
+        return 0
+    comp, big = _big_components(verts, faces, min_fraction)
+    return int(np.count_nonzero(big[np.unique(comp)]))

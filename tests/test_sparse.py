@@ -207,6 +207,15 @@ def test_drop_specks_removes_small_components() -> None:
     assert _volume(v2, f2) == pytest.approx(_volume(np.asarray(big.vertices),
                                                     np.asarray(big.faces)))
     assert sparse.drop_specks(verts, faces, 0.0)[2] == 0
+    # counting: the speck is below the fraction, a second big sphere is not
+    assert sparse.count_components(verts, faces, 1e-3) == 1
+    assert sparse.count_components(verts, faces, 0.0) == 2
+    other = big.copy()
+    other.apply_translation((5.0, 0.0, 0.0))
+    three = trimesh.util.concatenate([big, small, other])
+    assert sparse.count_components(np.asarray(three.vertices),
+                                   np.asarray(three.faces, dtype=np.int64)) == 2
+    assert sparse.count_components(np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)) == 0
 
 
 def test_bad_options_raise_usage_errors() -> None:
