@@ -159,7 +159,8 @@ def mesh_metrics(arch: Arch, weights: Weights, ref: MeshReference, mesh: Any,
     """
     import trimesh
 
-    from occcodec.sparse import field_mesh, sparse_field, sparse_mesh, to_world
+    from occcodec.decoder import SPECK_FRACTION
+    from occcodec.sparse import drop_specks, field_mesh, sparse_field, sparse_mesh, to_world
     from occcodec.tools.metrics import surface_chamfer
 
     out: dict[str, Any] = {"params": arch.params}
@@ -187,6 +188,7 @@ def mesh_metrics(arch: Arch, weights: Weights, ref: MeshReference, mesh: Any,
     out["accuracy"] = float(np.count_nonzero(pred == truth)) / n
     if not surface:
         return out
+    verts, faces, _ = drop_specks(verts, faces, SPECK_FRACTION)  # the mesh `decode` writes
     decoded = trimesh.Trimesh(vertices=verts, faces=faces, process=False)
     out["surface_chamfer"] = float(surface_chamfer(decoded, mesh, CHAMFER_POINTS)["chamfer"])
     return out

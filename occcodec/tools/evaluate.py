@@ -321,7 +321,8 @@ def evaluate(reference: str | Path, coded_path: str | Path, *, errors: str | Pat
                                  "grid" if ref.kind == "mesh" else "the reference grid as given")
     else:
         truth, rule = truth_grid(ref, pred.shape, h.fill)
-    verts, faces = decoder.mesh_arrays(coded, resolution)
+    # the mesh `occcodec decode` writes: specks dropped (decoder.SPECK_FRACTION)
+    verts, faces = decoder.mesh_arrays(coded, resolution, drop_specks=decoder.SPECK_FRACTION)
     pred_mesh = trimesh.Trimesh(verts, faces, process=False)
     figures = compare(truth, pred, ref_mesh=ref.mesh, pred_mesh=pred_mesh, scale=h.scale,
                       n_points=n_points, seed=seed)

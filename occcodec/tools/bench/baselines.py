@@ -114,7 +114,9 @@ class _Occ(Baseline):
         dec = time.perf_counter() - t0
         mesh = None
         if ref.mesh is not None:
-            mesh = trimesh.Trimesh(*decoder.mesh_arrays(coded), process=False)
+            # the mesh `occcodec decode` writes: specks dropped (decoder.SPECK_FRACTION)
+            arrays = decoder.mesh_arrays(coded, drop_specks=decoder.SPECK_FRACTION)
+            mesh = trimesh.Trimesh(*arrays, process=False)
         return make_row(ref, self.name, ctx.compare(ref, grid, mesh), file=rel,
                         bytes=path.stat().st_size, params=coded.header.arch.params,
                         arch=str(coded.header.arch), encode_s=res.seconds, decode_s=dec,
