@@ -22,8 +22,10 @@ from occcodec.tools import bench
 def _value(field: str, text: str) -> Any:
     if text == "":
         return None
-    if field in ("shape", "method", "file", "arch", "note"):
+    if field in ("shape", "method", "file", "arch", "note", "grid", "reference_rule"):
         return text
+    if field == "target_reached":
+        return text == "True"
     number = float(text)
     return int(number) if field in ("bytes", "params", "input_bytes") else number
 
