@@ -621,20 +621,11 @@ def _share_faces(mixed: np.ndarray, values: np.ndarray, grid: tuple[int, ...]) -
     """
     if not len(mixed):
         return
-    index = np.full(grid, -1, dtype=np.int64)
-    index[tuple(mixed.T)] = np.arange(len(mixed))
     b = values.shape[1] - 1
-    for axis in range(3):
-        nb = mixed.copy()
-        nb[:, axis] += 1
-        ok = nb[:, axis] < grid[axis]
-        src = np.full(len(mixed), -1, dtype=np.int64)
-        src[ok] = index[tuple(nb[ok].T)]
-        dst = np.flatnonzero(src >= 0)
-        hi: list[Any] = [slice(None)] * 4
-        lo: list[Any] = [slice(None)] * 4
+    for axis, lower, upper in _face_pairs(mixed, grid):
+        hi: list[Any] = [lower, slice(None), slice(None), slice(None)]
+        lo: list[Any] = [upper, slice(None), slice(None), slice(None)]
         hi[axis + 1], lo[axis + 1] = b, 0
-        hi[0], lo[0] = dst, src[dst]
         values[tuple(hi)] = values[tuple(lo)]
 
 

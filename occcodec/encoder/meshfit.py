@@ -143,9 +143,9 @@ def reference(shape: Shape, rng: np.random.Generator) -> MeshReference:
     flat = np.unique(rng.integers(0, total, size=SAMPLED_CENTRES, dtype=np.int64))
     index = np.stack(np.unravel_index(flat, dims), axis=1)
     world = np.asarray(gf.index_to_world(index.astype(np.float64)))
-    h = 2.0 * gf.scale / max(dims)
     ref.index, ref.total = index, total
-    ref.labels = label_points(mesh, world, fill, gf.center, gf.scale, dims, 0.5 * h)
+    ref.labels = label_points(mesh, world, fill, gf.center, gf.scale, dims,
+                              0.5 * gf.voxel_size)
     return ref
 
 

@@ -45,7 +45,14 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from occcodec.errors import InputError, UsageError
-from occcodec.shapes.voxelize import _RAY_NUDGE, _column_bounds, _column_hits, shell_voxels
+from occcodec.shapes.frame import voxel_size
+from occcodec.shapes.voxelize import (
+    _RAY_NUDGE,
+    _column_bounds,
+    _column_hits,
+    _prefix_sum,
+    shell_voxels,
+)
 
 if TYPE_CHECKING:
     import trimesh
@@ -193,7 +200,7 @@ def _check_shape(shape: tuple[int, ...]) -> tuple[int, int, int]:
 def _grid_units(v: np.ndarray, center: np.ndarray, scale: float, dims: tuple[int, int, int]
                 ) -> tuple[np.ndarray, float, np.ndarray]:
     """``(vertices in grid units, h, origin)`` for the frame (see the module docstring)."""
-    h = 2.0 * float(scale) / max(dims)
+    h = voxel_size(scale, dims)
     origin = np.asarray(center, dtype=np.float64) - h * np.asarray(dims, dtype=np.float64) / 2
     return (v - origin) / h, h, origin
 
@@ -329,14 +336,7 @@ def _axis_votes(tri_g: np.ndarray, dims: tuple[int, int, int], axis: int,
             close = (np.abs(z - 0.5 - c) < tol_near[owners[-1]]) & (c >= 0) & (c < n_d)
             marks.append(base[close] + c[close].astype(np.int64) * strides[axis])
         wind = diff.reshape(shape)
-        if axis == 2:
-            np.cumsum(wind, axis=2, dtype=np.int8, out=wind)
-        else:
-            prev: list[slice | int] = [slice(None)] * 3
-            cur: list[slice | int] = [slice(None)] * 3
-            for step in range(1, n_d):  # plane by plane: each a contiguous block per row
-                prev[axis], cur[axis] = step - 1, step
-                wind[tuple(cur)] += wind[tuple(prev)]
+        _prefix_sum(wind, axis)
         region += (wind != 0).view(np.uint8)
         flat = region.reshape(-1) if region.flags.c_contiguous else None
         bad = np.flatnonzero(total)

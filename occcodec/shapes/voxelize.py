@@ -357,15 +357,21 @@ def _slab_inside(
         np.add.at(diff, flat, state[keep] - before[keep])
         valid[col[start]] = (cancels | even)[start]
     inside = diff.reshape(shape)
-    if axis == 2:
-        np.cumsum(inside, axis=2, dtype=np.int8, out=inside)
-    else:
-        prev: list[slice | int] = [slice(None)] * 3
-        cur: list[slice | int] = [slice(None)] * 3
-        for step in range(1, R):
-            prev[axis], cur[axis] = step - 1, step
-            inside[tuple(cur)] += inside[tuple(prev)]
+    _prefix_sum(inside, axis)
     return inside, valid.reshape(n_rows, R)
+
+
+def _prefix_sum(a: np.ndarray, axis: int) -> None:
+    """Running sum of the int8 array ``a`` along ``axis``, in place: one ``cumsum`` along the
+    contiguous last axis, plane by plane (each a contiguous block per row) along the others."""
+    if axis == a.ndim - 1:
+        np.cumsum(a, axis=axis, dtype=np.int8, out=a)
+        return
+    prev: list[slice | int] = [slice(None)] * a.ndim
+    cur: list[slice | int] = [slice(None)] * a.ndim
+    for step in range(1, a.shape[axis]):
+        prev[axis], cur[axis] = step - 1, step
+        a[tuple(cur)] += a[tuple(prev)]
 
 
 def _is_watertight(mesh: object) -> bool:

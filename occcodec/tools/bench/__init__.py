@@ -3,8 +3,8 @@
 For every shape of a directory, against the same reference grid, each method of
 :data:`~occcodec.tools.bench.baselines.BASELINES` (one small class each). The reference grid
 of a mesh follows the run's rule (:data:`~occcodec.tools.bench.context.REFERENCE_RULES`): the
-encoder's conservative voxelization (``encoder``, the default up to 128^3) or the mesh's
-winding-number inside at the voxel centres (``centres``, the default above); every method's
+encoder's conservative voxelization (``encoder``) or the mesh's winding-number inside at the
+voxel centres (``centres``, the default at every resolution); every method's
 grid is made the same way (decoded ``.occ`` at the grid, lossless coders of the reference
 grid itself, decoded Draco meshes through the same rule):
 

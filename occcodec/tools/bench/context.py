@@ -38,9 +38,9 @@ CSV_FIELDS: tuple[str, ...] = (
 
 #: Reference rules: ``encoder`` (the encoder's conservative voxelization, the grid it
 #: trained on) or ``centres`` (the mesh's winding-number inside at the voxel centres,
-#: :func:`occcodec.shapes.inside.centre_grid`); ``auto`` is ``encoder`` up to
-#: the centre rule, the encoder's truth for mesh inputs (README "Which rule every figure
-#: uses"); ``encoder`` is the conservative voxelization, to compare with older reports.
+#: :func:`occcodec.shapes.inside.centre_grid`); ``auto`` is ``centres`` at every
+#: resolution, the encoder's truth for mesh inputs (README "Which rule every figure uses");
+#: ``encoder`` compares with older reports.
 REFERENCE_RULES: tuple[str, ...] = ("auto", "encoder", "centres")
 RULE_TEXT = {
     "encoder": "the encoder's voxelization of the input (conservative: every voxel the "
