@@ -53,6 +53,8 @@ OUT_DIR = Path(__file__).resolve().parent / "vectors"
 INDEX = "vectors.json"
 #: The version-2 vectors' folder, under the v1 vectors' (their own ``vectors.json``).
 V2_DIR = "v2"
+#: The version-2 grid-mode vectors' folder (occ-v2.md section 6.3), added with grid mode.
+V2_GRID_DIR = "v2-grid"
 #: Smallest |logit| allowed at any voxel of a vector, in float32 and in float64.
 MARGIN = 1e-3
 #: Fraction of occupied voxels a vector must have.
@@ -475,6 +477,79 @@ def build_v2() -> tuple[dict[str, bytes], dict[str, Any]]:
     return files, index
 
 
+# ---------------------------------------------------------------- v2 grid mode
+
+def _ball(shape: tuple[int, int, int], centre: tuple[float, ...], radius: float) -> np.ndarray:
+    idx = np.indices(shape, dtype=np.float64)
+    return sum((idx[a] - centre[a]) ** 2 for a in range(3)) <= radius**2  # type: ignore[no-any-return]
+
+
+def _grid_specs() -> list[tuple[str, np.ndarray, str, bool, tuple[int, ...]]]:
+    """(name, grid, fill, with META, decode resolutions) of the valid grid-mode vectors."""
+    rng = np.random.default_rng(2026)
+    ball = _ball((16, 16, 16), (7.5, 7.5, 7.5), 6.2)
+    holed = _ball((20, 12, 17), (9.5, 5.5, 8.0), 7.0) & ~_ball((20, 12, 17), (9.5, 5.5, 8.0), 3.5)
+    noisy = rng.random((9, 16, 5)) < 0.3
+    return [
+        ("g-ball-stripped", ball, "solid", False, (24, 16)),
+        ("g-hollow-meta", holed, "shell", True, (40,)),
+        ("g-noise-meta", noisy, "given", True, ()),
+        ("g-empty-stripped", np.zeros((16, 16, 16), dtype=bool), "given", False, ()),
+    ]
+
+
+def build_v2_grid() -> tuple[dict[str, bytes], dict[str, Any]]:
+    """The v2 grid-mode vector files by name and their index, in memory."""
+    from occcodec.coding import ctxgrid
+
+    files: dict[str, bytes] = {}
+    index: dict[str, Any] = {
+        "format": "occ 2.0, grid mode (flag bit 5)", "generator": "formats/make_vectors.py",
+        "grid_sha256": "as in ../vectors.json", "valid": {}, "invalid": {}}
+    made: dict[str, bytes] = {}
+    for name, grid, fill, with_meta, resolutions in _grid_specs():
+        words = ctxgrid.encode_words(grid)
+        header = v2.LeanHeader(tuple(int(n) for n in grid.shape),  # type: ignore[arg-type]
+                               (0.25, -1.5, 3.0), 2.5, fill, None, grid_model=1)
+        meta = v2_meta(name, 0, 0) if with_meta else None
+        data = v2.pack(header, words, meta)
+        made[name] = files[name + ".occ"] = data
+        rec = {"file": name + ".occ", "sha256": hashlib.sha256(data).hexdigest(),
+               "bytes": len(data), "words": len(words) // 4, **_decoded_grid(data)}
+        assert rec["grid_sha256"] == grid_digest(grid)  # lossless, or no vector
+        if resolutions:
+            rec["resolutions"] = {str(r): _decoded_grid(data, r) for r in resolutions}
+        index["valid"][name] = rec
+    ball = made["g-ball-stripped"]
+    at = 5 + 1 + 16          # flags, one cubic grid varint, f32 frame: the model byte
+    body = ball[:-4]
+    for name, (data, error, why) in {
+        "x-grid-model-2": (_patch(ball, at, b"\x02"), "VersionError",
+                           "ctx-grid model 2 (unknown)"),
+        "x-grid-words-long": (_patch(ball, at + 1, bytes([ball[at + 1] + 1])), "FormatError",
+                              "word count one more than the payload holds"),
+        "x-grid-words-short": (_patch(ball, at + 1, bytes([ball[at + 1] - 1])), "FormatError",
+                               "word count one less: 4 bytes after the payload, META clear"),
+        "x-grid-1025": (_crc(body[:5] + b"\x80\x08" + body[6:]), "FormatError",
+                        "cubic grid size 1025 (above grid mode's 1024)"),
+        "x-grid-reserved-flag": (_patch(ball, 4, bytes([ball[4] | 0x40])), "VersionError",
+                                 "reserved flag bit 6 set on a grid-mode file"),
+    }.items():
+        files[name + ".occ"] = data
+        index["invalid"][name] = {"file": name + ".occ",
+                                  "sha256": hashlib.sha256(data).hexdigest(),
+                                  "bytes": len(data), "error": error, "why": why}
+    return files, index
+
+
+def _decoded_grid(data: bytes, resolution: int | None = None) -> dict[str, Any]:
+    from occcodec import decoder
+
+    grid = decoder.voxels(decoder.load(data), resolution)
+    return {"shape": list(grid.shape), "occupied": int(grid.sum()),
+            "grid_sha256": grid_digest(grid)}
+
+
 # ---------------------------------------------------------------- the index
 
 def grid_digest(grid: np.ndarray) -> str:
@@ -539,7 +614,8 @@ def main(argv: list[str] | None = None) -> int:
 
     wrote = 0
     # one set per format version; a set already there is kept unless --force
-    for out, make in ((args.out, build), (args.out / V2_DIR, build_v2)):
+    for out, make in ((args.out, build), (args.out / V2_DIR, build_v2),
+                      (args.out / V2_GRID_DIR, build_v2_grid)):
         existing = sorted(out.glob("*.occ")) + sorted(out.glob(INDEX))
         if existing and not args.force:
             print(f"make_vectors: {out} already holds {len(existing)} vector file(s); "

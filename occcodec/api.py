@@ -74,7 +74,7 @@ def encode_result(source: PathLike | np.ndarray | Any, *, preset: str = "default
                   resolution: int = 128, fill: str = "auto", quant: str = "auto",
                   seed: int = 0, threads: int = 0, arch: str | None = None,
                   max_params: int | None = None, target_iou: float | None = None,
-                  max_bytes: int | None = None, strip: bool = False,
+                  max_bytes: int | None = None, strip: bool = False, mode: str = "auto",
                   progress: Progress | None = None) -> EncodeResult:
     """As :func:`encode`, but returns the full :class:`~occcodec.encoder.pipeline.EncodeResult`
     (the bytes, the header, the network, the device, the seconds and the search's candidates).
@@ -84,7 +84,7 @@ def encode_result(source: PathLike | np.ndarray | Any, *, preset: str = "default
 
     opts = EncodeOptions(preset=preset, resolution=resolution, fill=fill, quant=quant,
                          seed=seed, threads=threads, arch=arch, max_params=max_params,
-                         target_iou=target_iou, max_bytes=max_bytes, strip=strip)
+                         target_iou=target_iou, max_bytes=max_bytes, strip=strip, mode=mode)
     if isinstance(source, (str, os.PathLike)):
         return encode(source, opts, progress)
     if isinstance(source, np.ndarray):
@@ -105,7 +105,7 @@ def encode(source: PathLike | np.ndarray | Any, *, preset: str = "default",
            resolution: int = 128, fill: str = "auto", quant: str = "auto", seed: int = 0,
            threads: int = 0, arch: str | None = None, max_params: int | None = None,
            target_iou: float | None = None, max_bytes: int | None = None, strip: bool = False,
-           progress: Progress | None = None) -> bytes:
+           mode: str = "auto", progress: Progress | None = None) -> bytes:
     """Compress a shape into ``.occ`` bytes.
 
     Parameters
@@ -115,11 +115,13 @@ def encode(source: PathLike | np.ndarray | Any, *, preset: str = "default",
         ``trimesh.Trimesh`` or ``trimesh.Scene`` (world coordinates, voxelized at
         ``resolution`` with ``fill``); or a 3-D numpy array, used as given (nonzero =
         occupied, 16..512 per axis).
-    preset, resolution, fill, quant, seed, threads, arch, max_params, target_iou, max_bytes, strip
+    preset, resolution, fill, quant, seed, threads, arch, max_params, target_iou, max_bytes
+    strip, mode
         As the ``occcodec encode`` options of the same names (see the README). The same
         source, options, seed and thread count give the same bytes. ``quant="auto"`` (the
         default) writes a low-bit (v2) file at the fewest bytes that reach ``target_iou``
-        (the preset's when None), or the best IoU within ``max_bytes``.
+        (the preset's when None), or the best IoU within ``max_bytes``; ``mode="auto"``
+        writes the lossless grid instead (grid mode) when that file is no larger.
     progress
         An :class:`occcodec.progress.Progress` to report stages to (default: silent).
 
@@ -138,7 +140,7 @@ def encode(source: PathLike | np.ndarray | Any, *, preset: str = "default",
     return encode_result(source, preset=preset, resolution=resolution, fill=fill,
                          quant=quant, seed=seed, threads=threads, arch=arch,
                          max_params=max_params, target_iou=target_iou, max_bytes=max_bytes,
-                         strip=strip, progress=progress).data
+                         strip=strip, mode=mode, progress=progress).data
 
 
 class DecodedShape:
@@ -187,24 +189,39 @@ class DecodedShape:
         verts, faces = decoder.mesh_arrays(self._coded, resolution, drop_specks=drop_specks)
         return trimesh.Trimesh(verts, faces, process=False)
 
-    def _logits(self, points: Any) -> np.ndarray:
-        from occcodec.format import network
-
+    def _normalised(self, points: Any) -> np.ndarray:
         p = np.asarray(points, dtype=np.float64)
         if p.ndim != 2 or p.shape[1] != 3:
             raise UsageError(f"points must be an (N, 3) array, got shape {p.shape}")
         if not np.isfinite(p).all():
             raise UsageError("points must be finite")
         h = self.header
-        normalised = (p - np.asarray(h.center, dtype=np.float64)) / h.scale
-        out = np.empty(len(p), dtype=np.float32)
+        return (p - np.asarray(h.center, dtype=np.float64)) / h.scale
+
+    def _logits(self, points: Any) -> np.ndarray:
+        from occcodec.format import network
+
+        normalised = self._normalised(points)
+        out = np.empty(len(normalised), dtype=np.float32)
         step = network.CHUNK_POINTS
-        for i in range(0, len(p), step):
-            out[i:i + step] = network.logits(h.arch, self._coded.weights, normalised[i:i + step])
+        for i in range(0, len(normalised), step):
+            out[i:i + step] = network.logits(self._coded.net, self._coded.weights,
+                                             normalised[i:i + step])
         return out
 
+    def _stored(self, points: Any) -> np.ndarray:
+        """A grid-mode file's voxel that contains each point (False outside the box)."""
+        from occcodec.decoder import containing_voxel
+
+        grid = self._coded.stored_grid()
+        idx, inside = containing_voxel(self._normalised(points), grid.shape)
+        return grid[tuple(idx.T)] & inside
+
     def probability(self, points: Any) -> np.ndarray:
-        """P(occupied) at (N, 3) world points, float32, without decoding a grid."""
+        """P(occupied) at (N, 3) world points, float32, without decoding a grid (a
+        grid-mode file: 1 or 0, its voxel that contains the point)."""
+        if self._coded.grid_mode:
+            return self._stored(points).astype(np.float32)
         z = self._logits(points)
         with np.errstate(over="ignore"):
             return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
@@ -213,14 +230,17 @@ class DecodedShape:
         """Occupied (P > 0.5) at (N, 3) world points, bool, without decoding a grid.
 
         At voxel centres this agrees with :meth:`voxels` except where the logit is within a
-        float32 rounding of 0 (the grid path sums the first layer in another order).
+        float32 rounding of 0 (the grid path sums the first layer in another order). A
+        grid-mode file answers with the stored voxel that contains each point.
         """
+        if self._coded.grid_mode:
+            return self._stored(points)
         return self._logits(points) > 0.0
 
     def __repr__(self) -> str:
         h = self.header
-        return (f"DecodedShape({h.arch}, grid {'x'.join(map(str, h.grid))}, "
-                f"{h.arch.params} params, {h.quant})")
+        return (f"DecodedShape({self._coded.label}, grid {'x'.join(map(str, h.grid))}, "
+                f"{self._coded.params} params, {h.quant})")
 
 
 def decode(data: bytes | bytearray | memoryview | PathLike) -> DecodedShape:

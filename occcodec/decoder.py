@@ -11,12 +11,15 @@ import numpy as np
 
 from occcodec.errors import FormatError, UsageError
 from occcodec.format import container, limits, network, v2
+from occcodec.format.arch import Arch
 from occcodec.format.header import Header, parse_header
 from occcodec.format.network import Weights
 from occcodec.format.quant import dequantize, raw_size
 from occcodec.fsutil import check_input_file, read_input_bytes
 from occcodec.shapes import frame
 
+#: ``Header.quant`` of a grid-mode file.
+GRID_SCHEME = "ctx-grid"
 MESH_OUTPUTS = (".ply", ".obj", ".stl", ".off", ".glb")
 VOXEL_OUTPUTS = (".npz", ".binvox")
 
@@ -26,20 +29,112 @@ class Coded:
     """A read, verified file: header, float weights, and the container's bookkeeping."""
 
     header: Header
+    #: The float weights; empty for a grid-mode file (no network).
     weights: Weights
     file: container.OccFile
     #: A version-2 file's binary header (its weight scheme included); None for version 1.
     lean: v2.LeanHeader | None = None
     #: A version-2 file's bookkeeping (part sizes, frame precision); None for version 1.
     lean_info: v2.V2Info | None = None
+    #: A grid-mode file's coded payload (decoded on first use by :meth:`stored_grid`).
+    grid_payload: bytes | None = None
+    _grid: np.ndarray | None = None
+
+    @property
+    def grid_mode(self) -> bool:
+        """Whether the file holds a losslessly coded grid, not a network."""
+        return self.header.arch is None
+
+    @property
+    def net(self) -> Arch:
+        """The network's architecture.
+
+        Raises
+        ------
+        UsageError
+            For a grid-mode file, which has none.
+        """
+        if self.header.arch is None:
+            raise UsageError("this file holds a losslessly coded grid, not a network")
+        return self.header.arch
+
+    @property
+    def params(self) -> int:
+        """The network's parameter count; 0 for a grid-mode file."""
+        return 0 if self.header.arch is None else self.header.arch.params
+
+    @property
+    def label(self) -> str:
+        """What the file holds, in words: the architecture, or ``ctx-grid``."""
+        return GRID_SCHEME if self.header.arch is None else str(self.header.arch)
+
+    def stored_grid(self) -> np.ndarray:
+        """A grid-mode file's grid (bool, the header's shape), decoded once.
+
+        Raises
+        ------
+        UsageError
+            For a network file.
+        LimitError
+            If the grid is above the ``grid`` or ``memory`` limit (checked before decoding).
+        FormatError
+            If the payload is corrupt.
+        """
+        if self.grid_payload is None or self.lean is None:
+            raise UsageError("this file holds a network, not a coded grid")
+        if self._grid is None:
+            from occcodec.coding import ctxgrid
+
+            shape = self.header.grid
+            label = f"decoding the {'x'.join(map(str, shape))} coded grid"
+            limits.check("grid", max(shape), label)
+            # the coder's padded uint8 copy and the bool result
+            limits.check("memory", 2 * shape[0] * shape[1] * shape[2], label)
+            self._grid = ctxgrid.decode_words(self.grid_payload, shape, self.lean.grid_model)
+        return self._grid
 
     def logit_grid(self, shape: tuple[int, int, int]) -> np.ndarray:
         """The network's logits at the voxel centres of a grid of ``shape`` (same box)."""
-        return network.logit_grid(self.header.arch, self.weights, frame.axis_coords(shape))
+        return network.logit_grid(self.net, self.weights, frame.axis_coords(shape))
 
     def occupancy_grid(self, shape: tuple[int, int, int]) -> np.ndarray:
         """The decoded voxels of a grid of ``shape`` (same box), bool."""
-        return network.occupancy_grid(self.header.arch, self.weights, frame.axis_coords(shape))
+        if self.grid_mode:
+            return resample(self.stored_grid(), shape)
+        return network.occupancy_grid(self.net, self.weights, frame.axis_coords(shape))
+
+
+def containing_voxel(p: np.ndarray, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The voxel of a grid of ``shape`` that holds each normalised point of ``p`` (N, 3).
+
+    Voxel ``i`` of an axis of ``n`` voxels (``m`` the longest axis) spans
+    ``[(i - n/2) / (m/2), (i + 1 - n/2) / (m/2))``: ``i = floor(p m/2 + n/2)``, computed in
+    float64 (``formats/occ-v2.md`` 6.3). Returns the (N, 3) indices and whether each point
+    lies in the box (points outside it are empty).
+    """
+    dims = np.asarray(shape, dtype=np.float64)
+    idx = np.floor(np.asarray(p, dtype=np.float64) * (dims.max() / 2) + dims / 2)
+    inside = ((idx >= 0) & (idx < dims)).all(axis=1)
+    return np.where(inside[:, None], idx, 0).astype(np.int64), inside
+
+
+def resample(grid: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """A stored grid on a grid of ``shape`` over the same box: each voxel takes the stored
+    voxel that contains its centre, on the positive side of a face (``formats/occ-v2.md``
+    6.3). In integers, exactly: voxel ``j`` of an axis of ``n'`` (longest ``m'``) takes
+    stored voxel ``((2j + 1 - n') m + n m') // (2 m')`` of ``n`` (longest ``m``), clipped to
+    ``0..n-1``. The same shape is the grid itself."""
+    src = tuple(int(n) for n in grid.shape)
+    dst = tuple(int(n) for n in shape)
+    if dst == src:
+        return np.asarray(grid, dtype=bool)
+    m, m2 = max(src), max(dst)
+    axes = []
+    for n, n2 in zip(src, dst, strict=True):
+        j = np.arange(n2, dtype=np.int64)
+        idx = ((2 * j + 1 - n2) * m + n * m2) // (2 * m2)
+        axes.append(np.clip(idx, 0, n - 1))
+    return np.asarray(grid, dtype=bool)[np.ix_(*axes)]
 
 
 def read_bytes(path: str | os.PathLike[str]) -> bytes:
@@ -85,10 +180,12 @@ def load(data: bytes) -> Coded:
 
     def weights_size(raw: dict[str, Any]) -> int:
         parsed.append(parse_header(raw))
+        assert parsed[0].arch is not None  # v1 files always name a network
         return raw_size(parsed[0].arch, parsed[0].quant)
 
     occ = container.unpack(data, weights_size)
     header = parsed[0]
+    assert header.arch is not None  # v1 files always name a network
     try:
         weights = dequantize(occ.weights, header.arch, header.quant)
     except ValueError as exc:
@@ -98,11 +195,15 @@ def load(data: bytes) -> Coded:
 
 def _load_v2(data: bytes) -> Coded:
     lean, payload, meta, info = v2.unpack(data)
+    occ = container.OccFile(meta or {}, payload, info.version, dict(info.sections),
+                            total_bytes=info.total_bytes)
+    if lean.arch is None:
+        header = Header(None, lean.grid, lean.center, lean.scale, lean.fill, GRID_SCHEME,
+                        meta or {})
+        return Coded(header, [], occ, lean, info, grid_payload=payload)
     weights = lean.weights.dequantize(payload, lean.arch)
     header = Header(lean.arch, lean.grid, lean.center, lean.scale, lean.fill,
                     str(lean.weights), meta or {})
-    occ = container.OccFile(meta or {}, payload, info.version, dict(info.sections),
-                            total_bytes=info.total_bytes)
     return Coded(header, weights, occ, lean, info)
 
 
@@ -175,7 +276,8 @@ def decode_shape(coded: Coded, resolution: int | None = None,
         need = voxels * bytes_per_voxel if bytes_per_voxel else faces * SPARSE_MESH_BYTES
         limits.check("memory", need, label, lower)
         return shape
-    limits.check("work", voxels * coded.header.arch.params, label, lower)
+    if not coded.grid_mode:
+        limits.check("work", voxels * coded.net.params, label, lower)
     limits.check("memory", voxels * bytes_per_voxel, label, lower)
     return shape
 
@@ -196,9 +298,11 @@ def voxels(coded: Coded, resolution: int | None = None, *,
     """
     from occcodec import sparse as sparse_mod
 
+    if coded.grid_mode:  # a coded grid: the stored voxels, resampled (no network)
+        return resample(coded.stored_grid(), decode_shape(coded, resolution, 1))
     if use_sparse(_target_shape(coded, resolution), sparse):
         shape = decode_shape(coded, resolution, 1, sparse=True)
-        return sparse_mod.sparse_voxels(coded.header.arch, coded.weights, shape)
+        return sparse_mod.sparse_voxels(coded.net, coded.weights, shape)
     return coded.occupancy_grid(decode_shape(coded, resolution))
 
 
@@ -230,9 +334,13 @@ def mesh_arrays(coded: Coded, resolution: int | None = None, *, sparse: bool | N
 
     h = coded.header
     with np.errstate(over="ignore", invalid="ignore"):  # a damaged frame is reported below
-        if use_sparse(_target_shape(coded, resolution), sparse):
+        if coded.grid_mode:  # marching cubes of the stored voxels, resampled
+            shape = decode_shape(coded, resolution, DENSE_MESH_BYTES)
+            verts, faces = grid_surface(resample(coded.stored_grid(), shape), h.center,
+                                        h.scale)
+        elif use_sparse(_target_shape(coded, resolution), sparse):
             shape = decode_shape(coded, resolution, 0, sparse=True)
-            verts, faces = sparse_mod.sparse_mesh(h.arch, coded.weights, shape, h.center,
+            verts, faces = sparse_mod.sparse_mesh(coded.net, coded.weights, shape, h.center,
                                                   h.scale)
         else:
             # the logit grid is a temporary so that grid_surface can free it once padded
@@ -305,7 +413,7 @@ def info_record(coded: Coded, path: str | None = None) -> dict[str, Any]:
         "bytes": coded.file.total_bytes,
         "sections": coded.file.sections,
         "skipped_sections": coded.file.skipped,
-        "arch": str(coded.header.arch),
-        "params": coded.header.arch.params,
+        "arch": coded.label,
+        "params": coded.params,
         "header": raw,
     }

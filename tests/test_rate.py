@@ -321,5 +321,5 @@ def test_default_search_cap_applies_at_the_presets_own_target(
 
     monkeypatch.setattr(search, "search", fake_search)
     with pytest.raises(_Stop):
-        encoder.encode_result(_ball(), preset="default", threads=1, **kw)
+        encoder.encode_result(_ball(), preset="default", threads=1, mode="network", **kw)
     assert seen == [cap]

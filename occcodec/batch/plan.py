@@ -183,7 +183,7 @@ def check_existing(item: Item, sha: bytes, options: dict[str, Any],
         if rec.get("options") != options:
             return None, "replaced: the encode options changed"
         metrics = {"iou": rec.get("iou")}
-    return {**metrics, "params": coded.header.arch.params, "arch": str(coded.header.arch),
+    return {**metrics, "params": coded.params, "arch": coded.label,
             "occ_bytes": coded.file.total_bytes, "occ_sha256": occ_sha}, None
 
 

@@ -48,13 +48,15 @@ def run(args: argparse.Namespace) -> int:
     if res.note:  # rate control kept the closest result: say so, even with -q
         print(f"warning: {res.note}", file=sys.stderr)
     m = res.header["metrics"]
-    record = {"output": str(out), "bytes": len(res.data), "arch": str(res.arch),
+    what = "lossless grid (grid mode)" if res.arch is None else str(res.arch)
+    record = {"output": str(out), "bytes": len(res.data),
+              "arch": "ctx-grid" if res.arch is None else str(res.arch),
               "params": m["params"], "iou": m["iou"], "accuracy": m["accuracy"],
               "seconds": round(res.seconds, 2), "device": res.device,
               "fill": res.header["fill"], "quant": res.header["quant"],
               "candidates": res.candidates, "note": res.note or None,
               "trials": res.header.get("trials")}
-    emit(args.json, record, f"wrote {out}: {len(res.data):,} bytes, {res.arch} "
+    emit(args.json, record, f"wrote {out}: {len(res.data):,} bytes, {what} "
          f"({m['params']:,} params), IoU {m['iou'] * 100:.2f} %, {res.seconds:.1f} s on "
          f"{res.device}")
     return 0

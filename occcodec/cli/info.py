@@ -69,7 +69,8 @@ def rows(rec: dict[str, Any]) -> list[tuple[str, str]]:
     metrics = m if isinstance(m, dict) else {}
     grid = h.get("grid")
     out = [
-        ("network", f"{rec['arch']}  ->  1 sigmoid"),
+        ("network", "none: the grid, coded losslessly (grid mode)" if rec["arch"] == "ctx-grid"
+         else f"{rec['arch']}  ->  1 sigmoid"),
         ("parameters", f"{rec['params']:,}"),
         ("quantization", _show(h.get("quant"))),
         ("grid", " x ".join(map(str, grid)) if isinstance(grid, list) else _show(grid)),

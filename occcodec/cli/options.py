@@ -108,6 +108,10 @@ def add_encode_options(p: argparse.ArgumentParser) -> None:
                    help="the highest IoU in a file of at most N bytes (never more)")
     g.add_argument("--strip", action="store_true",
                    help="leave out the metadata (encoder, options, source hash, metrics)")
+    g.add_argument("--mode", choices=("auto", "network", "grid"), default="auto",
+                   help="auto: the network, or the lossless grid when its file is no larger "
+                        "(up to 256^3); network: always a network; grid: always the "
+                        "lossless grid, no training (default auto)")
 
 
 def encode_kwargs(args: argparse.Namespace, threads: int | None = None) -> dict[str, Any]:
@@ -116,7 +120,8 @@ def encode_kwargs(args: argparse.Namespace, threads: int | None = None) -> dict[
             "quant": args.quant, "seed": args.seed,
             "threads": args.threads if threads is None else threads,
             "arch": args.arch, "max_params": args.max_params,
-            "target_iou": args.target_iou, "max_bytes": args.max_bytes, "strip": args.strip}
+            "target_iou": args.target_iou, "max_bytes": args.max_bytes, "strip": args.strip,
+            "mode": args.mode}
 
 
 def encode_options(args: argparse.Namespace, threads: int | None = None) -> Any:

@@ -300,20 +300,10 @@ def _check_grid(grid: np.ndarray) -> np.ndarray:
     return g
 
 
-def encode_grid(grid: np.ndarray, model_id: int = DEFAULT_MODEL) -> bytes:
-    """Code a 3-D bool grid losslessly; :func:`decode_grid` inverts it exactly.
-
-    Parameters
-    ----------
-    grid
-        Bool array of shape (nx, ny, nz), each axis 1..1024.
-    model_id
-        A key of :data:`MODELS`.
-
-    Returns
-    -------
-    bytes
-        The 14-byte header and the coded payload; the same grid always gives the same bytes.
+def encode_words(grid: np.ndarray, model_id: int = DEFAULT_MODEL) -> bytes:
+    """The coded payload of a 3-D bool grid alone: the range coder's uint32 words,
+    little-endian, without the stream header (an ``.occ`` file's grid mode stores the
+    shape and the model in its own header). :func:`decode_words` inverts it.
 
     Raises
     ------
@@ -329,8 +319,63 @@ def encode_grid(grid: np.ndarray, model_id: int = DEFAULT_MODEL) -> bytes:
     padded[lay.inner] = g
     coder = _Coder()
     _run(lay, padded.ravel(), model, coder)
-    words = coder.words().astype("<u4").tobytes()
-    nx, ny, nz = g.shape
+    return coder.words().astype("<u4").tobytes()
+
+
+def decode_words(payload: bytes, shape: tuple[int, int, int], model_id: int = DEFAULT_MODEL,
+                 max_voxels: int = DEFAULT_MAX_VOXELS) -> np.ndarray:
+    """Decode :func:`encode_words`' payload of a grid of ``shape`` under model ``model_id``.
+
+    Raises
+    ------
+    FormatError
+        If the shape is outside 1..1024 per axis or above ``max_voxels`` (checked before
+        allocating), the model is unknown, or the payload is not whole words or is corrupt.
+    """
+    shape = (int(shape[0]), int(shape[1]), int(shape[2]))
+    if not all(1 <= s <= MAX_AXIS for s in shape):
+        raise FormatError(f"ctx-grid shape {shape} is outside 1..{MAX_AXIS} per axis: "
+                          "the header is corrupt")
+    if shape[0] * shape[1] * shape[2] > max_voxels:
+        raise FormatError(f"ctx-grid shape {shape} exceeds the budget of {max_voxels} voxels: "
+                          "raise max_voxels if the grid is expected")
+    if model_id not in MODELS:
+        raise FormatError(f"ctx-grid model {model_id} is unknown (known: {sorted(MODELS)}): "
+                          "use a newer occcodec")
+    if len(payload) % 4:
+        raise FormatError(f"ctx-grid payload is {len(payload)} bytes, not whole 32-bit "
+                          "words: the data is truncated")
+    model = MODELS[model_id]
+    lay = _Layout(shape, model)
+    padded = np.zeros(lay.padded, dtype=np.uint8)
+    coder = _Coder(np.frombuffer(bytes(payload), dtype="<u4").astype(np.uint32))
+    _run(lay, padded.ravel(), model, coder)
+    return padded[lay.inner].astype(bool)
+
+
+def encode_grid(grid: np.ndarray, model_id: int = DEFAULT_MODEL) -> bytes:
+    """Code a 3-D bool grid losslessly; :func:`decode_grid` inverts it exactly.
+
+    Parameters
+    ----------
+    grid
+        Bool array of shape (nx, ny, nz), each axis 1..1024.
+    model_id
+        A key of :data:`MODELS`.
+
+    Returns
+    -------
+    bytes
+        The 14-byte header and the coded payload (:func:`encode_words`); the same grid
+        always gives the same bytes.
+
+    Raises
+    ------
+    ValueError
+        If ``grid`` is not a 3-D bool array of 1..1024 per axis, or the model is unknown.
+    """
+    words = encode_words(grid, model_id)
+    nx, ny, nz = np.shape(grid)
     return HEADER.pack(MAGIC, VERSION, model_id, nx, ny, nz, zlib.crc32(words)) + words
 
 
@@ -381,9 +426,4 @@ def decode_grid(data: bytes, max_voxels: int = DEFAULT_MAX_VOXELS) -> np.ndarray
                           "words: the data is truncated")
     if zlib.crc32(payload) != crc:
         raise FormatError("ctx-grid checksum mismatch: the data is corrupt or truncated")
-    model = MODELS[model_id]
-    lay = _Layout(shape, model)
-    padded = np.zeros(lay.padded, dtype=np.uint8)
-    coder = _Coder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
-    _run(lay, padded.ravel(), model, coder)
-    return padded[lay.inner].astype(bool)
+    return decode_words(payload, shape, model_id, max_voxels)

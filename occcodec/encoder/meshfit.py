@@ -149,6 +149,22 @@ def reference(shape: Shape, rng: np.random.Generator) -> MeshReference:
     return ref
 
 
+def grid_surface_chamfer(grid: np.ndarray, ref: MeshReference, mesh: Any) -> float:
+    """``surface_chamfer`` (world units) of the mesh ``decode`` writes for a grid-mode file of
+    ``grid``: marching cubes of the voxels in ``ref``'s frame, specks dropped."""
+    import trimesh
+
+    from occcodec.decoder import SPECK_FRACTION
+    from occcodec.shapes.meshing import grid_surface
+    from occcodec.sparse import drop_specks
+    from occcodec.tools.metrics import surface_chamfer
+
+    verts, faces = grid_surface(grid, ref.center, ref.scale)
+    verts, faces, _ = drop_specks(verts, faces, SPECK_FRACTION)
+    decoded = trimesh.Trimesh(vertices=verts, faces=faces, process=False)
+    return float(surface_chamfer(decoded, mesh, CHAMFER_POINTS)["chamfer"])
+
+
 def mesh_metrics(arch: Arch, weights: Weights, ref: MeshReference, mesh: Any,
                  surface: bool = True) -> dict[str, Any]:
     """IoU and accuracy against ``ref``, and ``surface_chamfer`` against ``mesh`` (world

@@ -151,6 +151,10 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+#: ``--mode`` values (:attr:`EncodeOptions.mode`).
+MODES: tuple[str, ...] = ("auto", "network", "grid")
+
+
 @dataclass(kw_only=True)
 class EncodeOptions:
     """Everything that decides the output bytes (recorded in the header's ``options``)."""
@@ -166,6 +170,9 @@ class EncodeOptions:
     target_iou: float | None = None
     max_bytes: int | None = None
     strip: bool = False  # no meta section (v2 files); not recorded: a stripped file has none
+    #: ``auto``: a network, or the lossless grid (grid mode) when its file is no larger;
+    #: ``network``: always a network; ``grid``: always the lossless grid (low-bit files).
+    mode: str = "auto"
 
     def resolved(self) -> EncodeOptions:
         """Validate and fill defaults.
@@ -190,10 +197,17 @@ class EncodeOptions:
         if threads < 1:
             raise UsageError("--threads must be at least 1")
         arch = str(parse_arch(self.arch)) if self.arch else None
+        if self.mode not in MODES:
+            raise UsageError(f"unknown --mode {self.mode!r}: use {', '.join(MODES)}")
+        if self.mode == "grid" and not is_lowbit(quant):
+            raise UsageError(f"--mode grid writes a format-2 file: use --quant auto or 3..8, "
+                             f"not --quant {quant}")
+        if self.mode == "grid" and arch:
+            raise UsageError("--mode grid stores no network: leave out --arch")
         return EncodeOptions(preset=self.preset, resolution=self.resolution, fill=self.fill,
                              quant=quant, seed=self.seed, threads=threads, arch=arch,
                              max_params=self.max_params, target_iou=self.target_iou,
-                             max_bytes=self.max_bytes, strip=self.strip)
+                             max_bytes=self.max_bytes, strip=self.strip, mode=self.mode)
 
     def _check_rate(self, quant: str) -> None:
         """``--target-iou`` and ``--max-bytes`` need a low-bit file and sane values.
@@ -218,4 +232,5 @@ class EncodeOptions:
     def record(self) -> dict[str, Any]:
         """The options as the header's ``options`` map (unset ones left out; ``strip`` never:
         a stripped file has no options map, and v1 files keep the map they always had)."""
-        return {k: v for k, v in asdict(self).items() if v is not None and k != "strip"}
+        return {k: v for k, v in asdict(self).items()
+                if v is not None and k != "strip" and not (k == "mode" and v == "auto")}

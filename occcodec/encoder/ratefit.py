@@ -199,7 +199,7 @@ def run(starts: Sequence[Start], samples: Samples, score: Score, preset: Preset,
 class Lowbit:
     """A low-bit (v2) file of one shape: its predicted sizes, its rate control, its bytes."""
 
-    def __init__(self, shape: Any, score: Score, template: Callable[[Arch], dict[str, Any]],
+    def __init__(self, shape: Any, score: Score | None, template: Callable[[Arch], dict[str, Any]],
                  source_sha256: bytes, opts: EncodeOptions, preset: Preset) -> None:
         # template(arch): metrics of the size the real ones will have (v2 packs metric floats
         # as float32, 5 bytes whatever the value; counts are known before training)
@@ -272,6 +272,7 @@ class Lowbit:
         starts = order_starts(every, pick, self.opts.quant, self.size, self.opts.max_bytes,
                               effective_target(self.opts, self.preset),
                               self.preset.auto_pairs)
+        assert self.score is not None, "a Lowbit made before sampling cannot train"
         outcome = run(starts, samples, self.score, self.preset, self.opts, rng, progress,
                       self.size, epoch_hook, every)
         chosen = self._measured(outcome.chosen)
@@ -290,9 +291,30 @@ class Lowbit:
                               "bytes": t.plan.nbytes, "iou": t.iou} for t in outcome.trials]}
         return data, record, chosen.plan.arch, outcome.note
 
+    def grid_file(self, truth: np.ndarray, metrics: dict[str, Any]) -> bytes:
+        """The grid-mode file (``formats/occ-v2.md`` 6.3) of the truth grid at R: no
+        network, the grid coded losslessly by :mod:`occcodec.coding.ctxgrid`."""
+        from occcodec.coding import ctxgrid
+        from occcodec.format import v2
+
+        gf = self.shape.grid_frame
+        header = v2.LeanHeader(
+            grid=tuple(int(n) for n in gf.shape),  # type: ignore[arg-type]
+            center=tuple(float(c) for c in gf.center),  # type: ignore[arg-type]
+            scale=float(gf.scale), fill=self.shape.fill, arch=None,
+            grid_model=ctxgrid.DEFAULT_MODEL)
+        return v2.pack(header, ctxgrid.encode_words(truth), self.meta(metrics))
+
+    def smallest_network(self, archs: Sequence[Arch]) -> int:
+        """Bytes of the smallest file any of ``archs`` could make at the allowed bits: a
+        lower bound on what the network path can write."""
+        pairs = bit_pairs(self.opts.quant, self.preset.auto_pairs)
+        return min(self.size(a, layer_bits(a, p)) for a in archs for p in pairs)
+
     def _measured(self, trial: Trial) -> Trial:
         """The trial with its full metrics (the surface distance too, for a mesh input)."""
         plan = trial.plan
+        assert self.score is not None, "a Lowbit made before sampling cannot score"
         metrics = self.score(plan.arch, lowbit.dequantize(trial.payload, plan.arch, plan.bits),
                              True)
         return Trial(plan, metrics["iou"], trial.payload, metrics)

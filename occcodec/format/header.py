@@ -37,9 +37,13 @@ FILLS = ("solid", "shell", "given")
 
 @dataclass
 class Header:
-    """The fields a decoder needs, validated; ``raw`` keeps the whole map."""
+    """The fields a decoder needs, validated; ``raw`` keeps the whole map.
 
-    arch: Arch
+    ``arch`` is None for a grid-mode file (format 2, a losslessly coded grid, no network);
+    ``quant`` is then ``"ctx-grid"``.
+    """
+
+    arch: Arch | None
     grid: tuple[int, int, int]
     center: tuple[float, float, float]
     scale: float

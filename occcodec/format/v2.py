@@ -85,7 +85,18 @@ FILLS = ("solid", "shell", "given")              # 2-bit code = index; 3 is rese
 FLAG_META = 1 << 2
 FLAG_FRAME64 = 1 << 3
 FLAG_CUBIC = 1 << 4
-FLAG_RESERVED = 0xE0
+#: Grid mode (section 6.3 of the spec): no network; the payload is the grid, coded losslessly
+#: by :mod:`occcodec.coding.ctxgrid`.
+FLAG_GRID = 1 << 5
+FLAG_RESERVED = 0xC0
+#: Largest axis of a grid-mode file (the ctx-grid coder's limit).
+MAX_CODED_GRID = 1024
+#: The ctx-grid model ids a grid-mode file may name: the keys of
+#: ``occcodec.coding.ctxgrid.MODELS`` (the format layer does not import the coder; a test
+#: keeps the two equal).
+GRID_MODELS = frozenset({1})
+#: Most 32-bit words a grid-mode payload may hold (the largest 3-byte varint: 8 MiB).
+MAX_GRID_WORDS = (1 << 21) - 1
 #: Activation codes, keyed by v1's string ids (``formats/occ-v1.md`` 6.2); never reordered.
 ACTIVATION_CODES: dict[str, int] = {"relu": 0, "elu": 1, "swish": 2}
 #: Weight scheme codes, keyed by v1's ``quant`` ids, plus ``lowbit``; never reordered.
@@ -107,7 +118,7 @@ _OPTION_KEYS: dict[str, tuple[str, Any]] = {
     "preset": ("p", None), "resolution": ("r", None), "fill": ("f", None),
     "quant": ("q", None), "seed": ("s", None), "threads": ("t", None), "arch": ("a", None),
     "max_params": ("m", None), "target_iou": ("i", None), "max_bytes": ("b", None),
-    "strip": ("x", None)}
+    "strip": ("x", None), "mode": ("g", None)}
 _METRIC_KEYS: dict[str, tuple[str, Any]] = {"iou": ("i", None), "accuracy": ("a", None),
                                             "params": ("p", None)}
 META_KEYS: dict[str, tuple[str, Any]] = {
@@ -176,14 +187,21 @@ class WeightsSpec:
 
 @dataclass(frozen=True)
 class LeanHeader:
-    """What a decoder needs: grid, frame, fill, network and weight scheme."""
+    """What a decoder needs: grid, frame, fill, and the network and weight scheme -- or,
+    in grid mode (``arch`` None), the ctx-grid model id ``grid_model`` of the coded grid."""
 
     grid: tuple[int, int, int]
     center: tuple[float, float, float]
     scale: float
     fill: str
-    arch: Arch
+    arch: Arch | None
     weights: WeightsSpec = field(default_factory=WeightsSpec)
+    grid_model: int = 0
+
+    @property
+    def grid_mode(self) -> bool:
+        """Whether the file holds a losslessly coded grid rather than a network."""
+        return self.arch is None
 
 
 @dataclass
@@ -288,6 +306,15 @@ def _check_header(header: LeanHeader) -> None:
     if header.fill not in FILLS:
         raise ValueError(f"fill {header.fill!r} is not one of {', '.join(FILLS)}")
     arch = header.arch
+    if arch is None:
+        if max(header.grid) > MAX_CODED_GRID:
+            raise ValueError(f"grid {header.grid} is too large for grid mode (most "
+                             f"{MAX_CODED_GRID} per axis)")
+        if header.grid_model not in GRID_MODELS:
+            raise ValueError(f"unknown ctx-grid model {header.grid_model}")
+        return
+    if header.grid_model:
+        raise ValueError("a network file has no ctx-grid model")
     if not 0 <= arch.pe_levels <= MAX_PE_LEVELS or not 1 <= len(arch.layers) <= MAX_HIDDEN:
         raise ValueError(f"architecture {arch} does not fit the format (PE levels 0.."
                          f"{MAX_PE_LEVELS}, 1..{MAX_HIDDEN} hidden layers)")
@@ -297,18 +324,28 @@ def _check_header(header: LeanHeader) -> None:
     header.weights.check(arch)
 
 
-def _header_bytes(header: LeanHeader, has_meta: bool) -> bytes:
+def _header_bytes(header: LeanHeader, has_meta: bool, payload_len: int = 0) -> bytes:
+    """The fields before the payload (``payload_len``: a grid-mode payload's bytes)."""
     _check_header(header)
     f64 = frame64_needed(header.grid, header.center, header.scale)
     cubic = len(set(header.grid)) == 1
+    arch = header.arch
     flags = (FILLS.index(header.fill) | (FLAG_META if has_meta else 0)
-             | (FLAG_FRAME64 if f64 else 0) | (FLAG_CUBIC if cubic else 0))
+             | (FLAG_FRAME64 if f64 else 0) | (FLAG_CUBIC if cubic else 0)
+             | (FLAG_GRID if arch is None else 0))
     out = bytearray(MAGIC)
     out.append(flags)
     for n in header.grid[:1] if cubic else header.grid:
         out += _varint(int(n) - 1)
     out += struct.pack("<4d" if f64 else "<4f", *header.center, header.scale)
-    arch = header.arch
+    if arch is None:
+        words, rest = divmod(payload_len, 4)
+        if rest or not 0 <= words <= MAX_GRID_WORDS:
+            raise ValueError(f"a grid-mode payload is whole 32-bit words, at most "
+                             f"{MAX_GRID_WORDS}; got {payload_len} bytes")
+        out.append(header.grid_model)
+        out += _varint(words)
+        return bytes(out)
     out.append(arch.pe_levels | (len(arch.layers) - 1) << 4)
     out += _nibbles([ACTIVATION_CODES[layer.activation] for layer in arch.layers])
     for layer in arch.layers:
@@ -394,19 +431,22 @@ def pack(header: LeanHeader, payload: bytes, meta: Mapping[str, Any] | None = No
         If a field does not fit the format, the payload's length is not what the
         architecture and scheme need, or META has a one-letter key that is not an alias.
     """
-    need = header.weights.payload_size(header.arch)
-    if len(payload) != need:
-        raise ValueError(f"payload holds {len(payload)} bytes, {header.arch} under "
-                         f"{header.weights} needs {need}")
+    if header.arch is not None:
+        need = header.weights.payload_size(header.arch)
+        if len(payload) != need:
+            raise ValueError(f"payload holds {len(payload)} bytes, {header.arch} under "
+                             f"{header.weights} needs {need}")
     metab = _meta_bytes(meta)
-    data = _header_bytes(header, bool(metab)) + bytes(payload) + metab
+    data = _header_bytes(header, bool(metab), len(payload)) + bytes(payload) + metab
     return data + CRC.pack(zlib.crc32(data) & 0xFFFFFFFF)
 
 
-def overhead(header: LeanHeader, meta: Mapping[str, Any] | None = None) -> int:
-    """Exact bytes of a file of ``header`` and ``meta`` that are not the weight payload.
+def overhead(header: LeanHeader, meta: Mapping[str, Any] | None = None,
+             payload_len: int = 0) -> int:
+    """Exact bytes of a file of ``header`` and ``meta`` that are not the payload
+    (``payload_len``: a grid-mode payload's length, which its word count field depends on).
 
-    ``len(pack(header, payload, meta)) == overhead(header, meta) + len(payload)``.
+    ``len(pack(header, payload, meta)) == overhead(header, meta, len(payload)) + len(payload)``.
 
     Raises
     ------
@@ -414,7 +454,7 @@ def overhead(header: LeanHeader, meta: Mapping[str, Any] | None = None) -> int:
         As :func:`pack`.
     """
     metab = _meta_bytes(meta)
-    return len(_header_bytes(header, bool(metab))) + len(metab) + CRC.size
+    return len(_header_bytes(header, bool(metab), payload_len)) + len(metab) + CRC.size
 
 
 # ------------------------------------------------------------------------------ reading
@@ -449,6 +489,9 @@ def _read_header(r: _Reader) -> tuple[LeanHeader, int, bool]:
     *center, scale = struct.unpack(fmt, r.take(struct.calcsize(fmt), "frame"))
     if not all(math.isfinite(v) for v in (*center, scale)) or scale <= 0:
         raise FormatError("frame is not finite with a positive scale: the file is damaged")
+    frame_ = ((center[0], center[1], center[2]), scale)
+    if flags & FLAG_GRID:
+        return _read_grid_mode(r, flags, grid, frame_)  # type: ignore[arg-type]
     net = r.u8("network byte")
     pe, count = net & 15, (net >> 4) + 1
     if pe > MAX_PE_LEVELS:
@@ -481,6 +524,24 @@ def _read_header(r: _Reader) -> tuple[LeanHeader, int, bool]:
     header = LeanHeader(grid, (center[0], center[1], center[2]), scale,  # type: ignore[arg-type]
                         FILLS[flags & 3], arch, spec)
     return header, size, bool(flags & FLAG_META)
+
+
+def _read_grid_mode(r: _Reader, flags: int, grid: tuple[int, int, int],
+                    frame_: tuple[tuple[float, float, float], float]
+                    ) -> tuple[LeanHeader, int, bool]:
+    """The rest of a grid-mode header: the ctx-grid model and the payload's word count."""
+    if max(grid) > MAX_CODED_GRID:
+        raise FormatError(f"grid-mode grid {grid} has a size above {MAX_CODED_GRID}: the file "
+                          "is damaged")
+    model = r.u8("grid model")
+    if model not in GRID_MODELS:
+        raise VersionError(f"file uses ctx-grid model {model}, unknown to this occcodec: "
+                           "upgrade")
+    words = r.varint("grid word count")
+    center, scale = frame_
+    header = LeanHeader(grid, center, scale, FILLS[flags & 3], None, WeightsSpec(),
+                        grid_model=model)
+    return header, 4 * words, bool(flags & FLAG_META)
 
 
 def _read_meta(chunk: bytes) -> dict[str, Any]:
@@ -526,15 +587,15 @@ def unpack(data: bytes) -> tuple[LeanHeader, bytes, dict[str, Any] | None, V2Inf
     header, size, has_meta = _read_header(r)
     head_len = r.pos
     limits.check("memory", size, "reading the weights")
-    payload = r.take(size, "weight payload")
+    payload = r.take(size, "grid payload" if header.arch is None else "weight payload")
     meta: dict[str, Any] | None = None
     if has_meta:
         if r.pos == end:
             raise FormatError("file flags a META section but has none: the file is damaged")
         meta = _read_meta(data[r.pos : end])
     elif r.pos != end:
-        raise FormatError(f"file has {end - r.pos} unexpected bytes after its weights")
-    sections = {"header": head_len, "weights": size}
+        raise FormatError(f"file has {end - r.pos} unexpected bytes after its payload")
+    sections = {"header": head_len, "grid" if header.arch is None else "weights": size}
     if meta is not None:
         sections["meta"] = end - head_len - size
     sections["checksum"] = CRC.size

@@ -73,6 +73,9 @@ TruthFill = Literal["solid", "shell"]
 
 #: Query points per libigl call: bounds the temporary arrays (about 100 MB per chunk).
 _QUERY_CHUNK = 1 << 20
+#: Relative slack of the shell rule's distance test (:func:`shell`): rounding of the squared
+#: distance is ~1e-15 relative, a shell's width is judged to 1e-7 of its own size.
+SHELL_SLACK = 1e-7
 #: Voxels (rows x columns x depth) per ray-casting slab: bounds peak memory at R=1024.
 _SLAB_VOXELS = 1 << 23
 #: A centre closer than ``_NEAR_FLOOR + _NEAR_FACTOR * shift`` (voxels, along a ray) to a
@@ -163,7 +166,8 @@ def inside(mesh: trimesh.Trimesh, points: np.ndarray) -> np.ndarray:
 def shell(mesh: trimesh.Trimesh, points: np.ndarray, thickness: float) -> np.ndarray:
     """True where world ``points`` (N, 3) lie within ``thickness`` (world units) of the surface.
 
-    Distances come from libigl's AABB tree, built once per call.
+    Distances come from libigl's AABB tree, built once per call. A distance within
+    :data:`SHELL_SLACK` (relative) of ``thickness`` counts as within.
 
     Raises
     ------
@@ -178,12 +182,15 @@ def shell(mesh: trimesh.Trimesh, points: np.ndarray, thickness: float) -> np.nda
         raise UsageError(f"shell thickness {thickness!r} is not a positive number")
     v, f = _arrays(mesh)
     q = _points(points)
+    # Why: a sheet exactly halfway between two layers of centres (a flat mesh in its own
+    # frame lies there) must keep both layers, not lose both to the distance's rounding.
+    reach = thickness * (1.0 + SHELL_SLACK)
     tree = igl.AABB()
     tree.init(v, f)
     out = np.empty(len(q), dtype=bool)
     for s in range(0, len(q), _QUERY_CHUNK):
         sq = tree.squared_distance(v, f, q[s : s + _QUERY_CHUNK])[0]
-        out[s : s + _QUERY_CHUNK] = np.asarray(sq) <= thickness * thickness
+        out[s : s + _QUERY_CHUNK] = np.asarray(sq) <= reach * reach
     return out
 
 

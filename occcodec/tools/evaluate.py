@@ -355,8 +355,8 @@ def evaluate(reference: str | Path, coded_path: str | Path, *, errors: str | Pat
         "rule": rule,
         "fill": h.fill,
         "bytes": coded.file.total_bytes,
-        "arch": str(h.arch),
-        "params": h.arch.params,
+        "arch": coded.label,
+        "params": coded.params,
         "quant": h.quant,
         **figures,
     }

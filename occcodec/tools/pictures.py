@@ -173,7 +173,7 @@ def render_file(input_path: str | Path, output: str | Path, *, view: str = "iso"
         if up == "auto":
             up = guess_up(source, original)
         iou, label = _iou(coded, Path(compare))
-        text = caption(iou, label, Path(compare), Path(input_path), coded.header.arch.params)
+        text = caption(iou, label, Path(compare), Path(input_path), coded.params)
         img = render_compare(original, _decoded_mesh(coded, resolution),
                              labels=(f"original: {Path(compare).name}",
                                      f"decoded: {Path(input_path).name}"),

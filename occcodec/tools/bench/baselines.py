@@ -118,8 +118,8 @@ class _Occ(Baseline):
             arrays = decoder.mesh_arrays(coded, drop_specks=decoder.SPECK_FRACTION)
             mesh = trimesh.Trimesh(*arrays, process=False)
         return make_row(ref, self.name, ctx.compare(ref, grid, mesh), file=rel,
-                        bytes=path.stat().st_size, params=coded.header.arch.params,
-                        arch=str(coded.header.arch), encode_s=res.seconds, decode_s=dec,
+                        bytes=path.stat().st_size, params=coded.params,
+                        arch=coded.label, encode_s=res.seconds, decode_s=dec,
                         note=f"on {res.device}")
 
 
