@@ -110,8 +110,8 @@ def add_encode_options(p: argparse.ArgumentParser) -> None:
                    help="leave out the metadata (encoder, options, source hash, metrics)")
     g.add_argument("--mode", choices=("auto", "network", "grid"), default="auto",
                    help="auto: the network, or the lossless grid when its file is no larger "
-                        "(up to 256^3); network: always a network; grid: always the "
-                        "lossless grid, no training (default auto)")
+                        "or the network misses the target (up to 256^3); network: always a "
+                        "network; grid: always the lossless grid, no training (default auto)")
 
 
 def encode_kwargs(args: argparse.Namespace, threads: int | None = None) -> dict[str, Any]:

@@ -43,13 +43,14 @@ Krichevsky-Trofimov estimate in integers,
 ``q[c] = clip(((2 n1 + 1) * P + n + 1) // (2n + 2), 1, P - 1)``, i.e. the exact rational
 ``(n1 + 1/2) / (n + 1)`` rounded to a multiple of ``2**-24``. The coder gets the float64
 ``q / 2**24``, which is exact, and maps it to its own fixed point (constriction 0.4+'s
-``Bernoulli(perfect=False)``, deterministic float-to-integer code in Rust), so no rounding
-depends on the machine; a byte-exact spec must restate that mapping.
+``Bernoulli(perfect=False)``, deterministic float-to-integer code in Rust: below one half a
+1 gets ``q + 1`` of ``2**24``), so no rounding depends on the machine. ``formats/ctx-grid.md``
+restates that mapping and the range coder byte for byte.
 
 *Uniform contexts.* Most voxels see an all-empty (``c = 0``) or all-full (``c = 4095``)
 context and are almost never a surprise. For each of these two groups ``U`` in a wavefront
-(when not empty) one *flag* is coded first: 1 when some voxel of ``U`` differs from the
-expected value (1 in the empty context, 0 in the full one), with probability
+(when not empty) one *flag* is coded first: 1 when some voxel of ``U`` is a surprise (a 1
+in the empty context, a 0 in the full one; the expected values are 0 and 1), with probability
 ``min(|U| * e, P - 1) / P``, where ``e`` is the context's surprise probability ``q[c]``
 (empty) or ``P - q[c]`` (full): the union bound on "some voxel is a surprise". Only when a
 flag is 1 are that group's voxels coded one by one. This costs about what coding each voxel

@@ -152,7 +152,9 @@ def _grid_candidate(shape: Shape, grid: np.ndarray, opts: EncodeOptions,
 
 def grid_mode_allowed(opts: EncodeOptions, dims: tuple[int, int, int]) -> bool:
     """Whether grid mode competes: ``--mode grid``, or ``auto`` for a low-bit file without
-    ``--arch`` up to :data:`GRID_AUTO_MAX_EDGE`."""
+    ``--arch`` up to :data:`GRID_AUTO_MAX_EDGE`. It then wins before training
+    (:func:`_grid_now`), or after it when its file is no larger than the network's or the
+    network missed the target: then the grid is the smallest file that reaches it."""
     if opts.mode == "grid":
         return True
     return (opts.mode == "auto" and is_lowbit(opts.quant) and not opts.arch
@@ -282,11 +284,20 @@ def encode_shape(shape: Shape, source_sha256: bytes, options: EncodeOptions,
                 raise
             return _grid_result(data_g, coded_grid[1], shape, device, t0,
                                 "no network fits --max-bytes; the lossless grid does")
-        if coded_grid is not None and len(data_g) <= len(data):
-            progress.note(f"the lossless grid ({len(data_g):,} bytes) is no larger than the "
-                          f"network's file ({len(data):,} bytes at IoU "
-                          f"{record['metrics']['iou'] * 100:.2f} %): writing the grid")
-            return _grid_result(data_g, coded_grid[1], shape, device, t0, "")
+        if coded_grid is not None:
+            iou = record["metrics"]["iou"]
+            target = ratefit.effective_target(opts, preset)
+            if len(data_g) <= len(data):
+                progress.note(f"the lossless grid ({len(data_g):,} bytes) is no larger than "
+                              f"the network's file ({len(data):,} bytes at IoU "
+                              f"{iou * 100:.2f} %): writing the grid")
+                return _grid_result(data_g, coded_grid[1], shape, device, t0, "")
+            if target is not None and iou < target:
+                # the smallest file that reaches the target is the only one that does
+                progress.note(f"the network reached {iou * 100:.2f} % < the target "
+                              f"{target * 100:.2f} %: writing the lossless grid "
+                              f"({len(data_g):,} bytes against {len(data):,})")
+                return _grid_result(data_g, coded_grid[1], shape, device, t0, "")
         if record["metrics"]["iou"] < FAIL_IOU:  # not captured: escalate, or no file
 
             def fit_low(net: Arch, weights: Any, epochs: int) -> tuple[bytes, dict[str, Any]]:

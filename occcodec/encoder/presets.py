@@ -170,7 +170,8 @@ class EncodeOptions:
     target_iou: float | None = None
     max_bytes: int | None = None
     strip: bool = False  # no meta section (v2 files); not recorded: a stripped file has none
-    #: ``auto``: a network, or the lossless grid (grid mode) when its file is no larger;
+    #: ``auto``: a network, or the lossless grid (grid mode) when its file is no larger or
+    #: the network misses the target (up to ``pipeline.GRID_AUTO_MAX_EDGE``);
     #: ``network``: always a network; ``grid``: always the lossless grid (low-bit files).
     mode: str = "auto"
 

@@ -1,0 +1,360 @@
+"""Grid mode (formats/occ-v2.md 6.3): a format-2 file that holds the grid, coded losslessly.
+
+The vectors of ``formats/vectors/v2-grid/`` are read by occcodec and by ``spec_read`` below,
+written from occ-v2.md and ctx-grid.md alone (struct, zlib and the pure-Python coder of
+``tests/test_ctxgrid_reference.py``; no occcodec import). The encoder's choice between a
+network and the grid is tested on small grids and a sample mesh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import struct
+import sys
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from occcodec import decoder
+from occcodec.errors import FormatError, UsageError, VersionError
+
+ROOT = Path(__file__).resolve().parent.parent
+VECTORS = ROOT / "formats" / "vectors" / "v2-grid"
+INDEX = json.loads((VECTORS / "vectors.json").read_text())
+VALID = sorted(INDEX["valid"])
+INVALID = sorted(INDEX["invalid"])
+ERRORS = {"FormatError": FormatError, "VersionError": VersionError}
+SAMPLES = ROOT / "samples"
+
+
+def _load(name: str, path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+REF = _load("ctxgrid_reference", Path(__file__).resolve().parent / "test_ctxgrid_reference.py")
+
+
+def _bytes(name: str) -> bytes:
+    rec = INDEX["valid"].get(name) or INDEX["invalid"][name]
+    return (VECTORS / rec["file"]).read_bytes()
+
+
+def _sha(grid: np.ndarray) -> str:
+    return hashlib.sha256(np.packbits(np.asarray(grid, bool).ravel(order="C")).tobytes()).hexdigest()
+
+
+# ---------------------------------------------------------------- a reader from the spec
+
+
+class SpecError(Exception):
+    def __init__(self, kind: str, why: str) -> None:
+        super().__init__(f"{kind}: {why}")
+        self.kind = kind
+
+
+def _varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    value = 0
+    for i in range(3):
+        if pos >= end:
+            raise SpecError("FormatError", "varint runs into the checksum")
+        b = data[pos]
+        pos += 1
+        value |= (b & 0x7F) << (7 * i)
+        if not b & 0x80:
+            if b == 0 and i:
+                raise SpecError("FormatError", "non-minimal varint")
+            return value, pos
+    raise SpecError("FormatError", "varint longer than 3 bytes")
+
+
+def spec_read(data: bytes) -> dict[str, Any]:
+    """A grid-mode file per occ-v2.md sections 2-6.3: shape, frame, model, words, META."""
+    if data[:4] != b"\x89OC2":
+        raise SpecError("FormatError", "magic")
+    end = len(data) - 4
+    if zlib.crc32(data[:end]) != struct.unpack("<I", data[end:])[0]:
+        raise SpecError("FormatError", "checksum")
+    flags = data[4]
+    if flags & 0xC0 or flags & 3 == 3:
+        raise SpecError("VersionError", "reserved flag or fill")
+    assert flags & 0x20, "only grid-mode files here"
+    pos = 5
+    sizes = []
+    for _ in range(1 if flags & 0x10 else 3):
+        n, pos = _varint(data, pos, end)
+        sizes.append(n + 1)
+    shape = tuple(sizes * 3 if flags & 0x10 else sizes)
+    if max(shape) > 1024:
+        raise SpecError("FormatError", "grid mode allows 1024 per axis")
+    fmt = "<4d" if flags & 0x08 else "<4f"
+    *center, scale = struct.unpack_from(fmt, data, pos)
+    pos += struct.calcsize(fmt)
+    model = data[pos]
+    pos += 1
+    if model != 1:
+        raise SpecError("VersionError", f"model {model}")
+    words, pos = _varint(data, pos, end)
+    if pos + 4 * words > end:
+        raise SpecError("FormatError", "payload runs into the checksum")
+    payload = data[pos : pos + 4 * words]
+    pos += 4 * words
+    if not flags & 0x04 and pos != end:
+        raise SpecError("FormatError", "bytes after the payload")
+    coded = [struct.unpack_from("<I", payload, 4 * i)[0] for i in range(words)]
+    return {"shape": shape, "center": center, "scale": scale, "fill": flags & 3,
+            "grid": REF.ref_decode(coded, shape)}
+
+
+def spec_resample(grid: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """occ-v2.md 6.3's rule, voxel by voxel."""
+    src = grid.shape
+    m, m2 = max(src), max(shape)
+    maps = [[min(max(((2 * j + 1 - n2) * m + n * m2) // (2 * m2), 0), n - 1)
+             for j in range(n2)] for n, n2 in zip(src, shape, strict=True)]
+    out = np.zeros(shape, dtype=bool)
+    for i in range(shape[0]):
+        for j in range(shape[1]):
+            for k in range(shape[2]):
+                out[i, j, k] = grid[maps[0][i], maps[1][j], maps[2][k]]
+    return out
+
+
+@pytest.mark.parametrize("name", VALID)
+def test_vectors_decode_as_recorded(name: str) -> None:
+    rec = INDEX["valid"][name]
+    coded = decoder.load(_bytes(name))
+    assert coded.grid_mode and coded.params == 0 and coded.header.quant == "ctx-grid"
+    grid = decoder.voxels(coded)
+    assert list(grid.shape) == rec["shape"]
+    assert int(grid.sum()) == rec["occupied"] and _sha(grid) == rec["grid_sha256"]
+    assert len(coded.grid_payload or b"") == 4 * rec["words"]
+    for r, want in rec.get("resolutions", {}).items():
+        got = decoder.voxels(coded, int(r))
+        assert list(got.shape) == want["shape"] and _sha(got) == want["grid_sha256"]
+
+
+@pytest.mark.parametrize("name", VALID)
+def test_spec_reader_decodes_vectors(name: str) -> None:
+    rec = INDEX["valid"][name]
+    got = spec_read(_bytes(name))
+    assert list(got["shape"]) == rec["shape"] and _sha(got["grid"]) == rec["grid_sha256"]
+    for r, want in rec.get("resolutions", {}).items():
+        m = max(got["shape"])
+        shape = tuple(max(1, round(n * int(r) / m)) for n in got["shape"])
+        assert _sha(spec_resample(got["grid"], shape)) == want["grid_sha256"]
+
+
+@pytest.mark.parametrize("name", INVALID)
+def test_invalid_vectors_are_refused(name: str) -> None:
+    rec = INDEX["invalid"][name]
+    with pytest.raises(ERRORS[rec["error"]]):
+        decoder.load(_bytes(name))
+    with pytest.raises(SpecError) as info:
+        spec_read(_bytes(name))
+    assert info.value.kind == rec["error"]
+
+
+def test_format_layer_knows_the_coders_models() -> None:
+    from occcodec.coding import ctxgrid
+    from occcodec.format import v2
+
+    assert set(v2.GRID_MODELS) == set(ctxgrid.MODELS)
+
+
+def _grid_file(grid: np.ndarray, meta: dict[str, Any] | None = None) -> bytes:
+    from occcodec.coding import ctxgrid
+    from occcodec.format import v2
+
+    header = v2.LeanHeader(tuple(grid.shape), (1.0, 2.0, -3.0), 0.5, "given", None,
+                           grid_model=1)
+    words = ctxgrid.encode_words(grid)
+    data = v2.pack(header, words, meta)
+    assert len(data) == v2.overhead(header, meta, len(words)) + len(words)
+    return data
+
+
+def test_round_trip_is_lossless_and_the_overhead_is_exact() -> None:
+    rng = np.random.default_rng(5)
+    for shape in ((16, 16, 16), (23, 9, 31), (1, 40, 7)):
+        grid = rng.random(shape) < 0.4
+        for meta in (None, {"encoder": "test", "metrics": {"iou": 1.0}}):
+            coded = decoder.load(_grid_file(grid, meta))
+            assert np.array_equal(coded.stored_grid(), grid)
+            assert coded.header.raw == (meta or {})
+
+
+def test_a_network_file_is_not_a_grid_and_back() -> None:
+    coded = decoder.load(_bytes("g-ball-stripped"))
+    with pytest.raises(UsageError):
+        _ = coded.net
+    with pytest.raises(UsageError):
+        coded.logit_grid((16, 16, 16))
+    info = decoder.info_record(coded)
+    assert info["arch"] == "ctx-grid" and info["params"] == 0 and "grid" in info["sections"]
+
+
+def test_writer_refuses_what_the_format_cannot_hold() -> None:
+    from occcodec.format import v2
+
+    big = v2.LeanHeader((1025, 4, 4), (0.0, 0.0, 0.0), 1.0, "given", None, grid_model=1)
+    with pytest.raises(ValueError, match="1024"):
+        v2.pack(big, b"\0\0\0\0")
+    odd = v2.LeanHeader((4, 4, 4), (0.0, 0.0, 0.0), 1.0, "given", None, grid_model=1)
+    with pytest.raises(ValueError, match="words"):
+        v2.pack(odd, b"\0\0\0")
+    with pytest.raises(ValueError, match="model"):
+        v2.pack(v2.LeanHeader((4, 4, 4), (0.0, 0.0, 0.0), 1.0, "given", None,
+                              grid_model=7), b"")
+
+
+@pytest.mark.parametrize(("src", "dst"), [((16, 16, 16), (24, 24, 24)), ((20, 12, 17), (40, 24, 34)),
+                                         ((9, 16, 5), (18, 32, 10)), ((16, 16, 16), (48, 48, 48))])
+def test_upsampling_takes_the_voxel_holding_each_centre(src, dst) -> None:
+    """Where no centre lies on a face, the integer rule is the float containment rule."""
+    from occcodec.shapes.frame import axis_coords
+
+    rng = np.random.default_rng(1)
+    grid = rng.random(src) < 0.5
+    out = decoder.resample(grid, dst)
+    assert np.array_equal(out, spec_resample(grid, dst))
+    c = np.stack(np.meshgrid(*[a.astype(np.float64) for a in axis_coords(dst)],
+                             indexing="ij"), axis=-1).reshape(-1, 3)
+    idx, inside = decoder.containing_voxel(c, src)
+    assert inside.all()
+    assert np.array_equal(out.reshape(-1), grid[tuple(idx.T)])
+
+
+def test_downsampling_by_two_takes_the_positive_side() -> None:
+    grid = np.zeros((4, 4, 4), dtype=bool)
+    grid[1::2, 1::2, 1::2] = True  # only odd voxels: centres of the halved grid sit on faces
+    assert decoder.resample(grid, (2, 2, 2)).all()
+
+
+def test_point_queries_read_the_stored_voxels() -> None:
+    from occcodec.api import decode
+
+    rng = np.random.default_rng(3)
+    grid = rng.random((10, 6, 8)) < 0.5
+    shape = decode(_grid_file(grid))
+    h = shape.header
+    idx = np.argwhere(np.ones(grid.shape, dtype=bool)).astype(np.float64)
+    m = max(grid.shape)
+    p = (idx + 0.5 - np.asarray(grid.shape) / 2) / (m / 2)  # voxel centres, normalised
+    world = np.asarray(h.center) + h.scale * p
+    assert np.array_equal(shape.occupancy(world), grid.reshape(-1))
+    assert np.array_equal(shape.probability(world), grid.reshape(-1).astype(np.float32))
+    far = np.asarray(h.center) + h.scale * np.array([[1.01, 0, 0], [0, -0.9, 0], [0, 0, 9]])
+    assert not shape.occupancy(far).any()
+    assert np.array_equal(shape.voxels(), grid)
+
+
+def test_decode_budget_is_checked_before_the_grid_is_decoded() -> None:
+    from occcodec.errors import LimitError
+    from occcodec.format import limits
+
+    coded = decoder.load(_bytes("g-ball-stripped"))
+    with limits.raised(memory=1000), pytest.raises(LimitError):
+        coded.stored_grid()
+
+
+# ---------------------------------------------------------------- the encoder's choice
+
+
+@pytest.fixture(scope="module")
+def encoder(tf_one_thread):
+    pytest.importorskip("tensorflow")
+    import occcodec
+
+    return occcodec
+
+
+def _box(n: int = 32) -> np.ndarray:
+    grid = np.zeros((n, n, n), dtype=bool)
+    grid[6:-6, 8:-5, 4:-9] = True
+    return grid
+
+
+def test_mode_grid_writes_the_grid_without_training(encoder) -> None:
+    rng = np.random.default_rng(0)
+    grid = np.zeros((24, 24, 24), dtype=bool)
+    grid[4:20, 4:20, 4:20] = rng.random((16, 16, 16)) < 0.6
+    res = encoder.encode_result(grid, mode="grid", threads=1)
+    assert res.arch is None and res.header["metrics"]["iou"] == 1.0
+    coded = decoder.load(res.data)
+    assert coded.grid_mode and np.array_equal(decoder.voxels(coded), grid)
+    assert coded.header.options["mode"] == "grid"
+
+
+def test_auto_writes_a_simple_grid_before_any_network(encoder) -> None:
+    """A box's grid file is smaller than the smallest network file: no search, no training."""
+    res = encoder.encode_result(_box(), threads=1, preset="fast")
+    assert res.arch is None and res.candidates == []
+    coded = decoder.load(res.data)
+    assert np.array_equal(decoder.voxels(coded), _box())
+    assert "mode" not in coded.header.options  # auto, the default, is not recorded
+
+
+def test_auto_takes_the_grid_within_max_bytes(encoder) -> None:
+    """Noise: a grid file larger than a small network's, yet the highest IoU in budget."""
+    grid = np.random.default_rng(4).random((24, 24, 24)) < 0.3
+    size = len(encoder.encode(grid, mode="grid", threads=1, preset="fast"))
+    assert size > 1000
+    res = encoder.encode_result(grid, threads=1, preset="fast", max_bytes=size + 50)
+    assert res.arch is None and res.candidates == [] and len(res.data) <= size + 50
+    assert np.array_equal(decoder.voxels(decoder.load(res.data)), grid)
+
+
+def test_mode_network_and_arch_never_write_the_grid(encoder) -> None:
+    res = encoder.encode_result(_box(), threads=1, preset="fast", mode="network",
+                                arch="pe1,8:relu")
+    assert res.arch is not None and not decoder.load(res.data).grid_mode
+    res = encoder.encode_result(_box(), threads=1, preset="fast", arch="pe1,8:relu")
+    assert res.arch is not None  # --arch asks for a network
+
+
+@pytest.mark.parametrize(("kw", "match"), [
+    ({"mode": "grid", "quant": "fp16"}, "format-2"),
+    ({"mode": "grid", "arch": "pe1,8:relu"}, "--arch"),
+    ({"mode": "voxels"}, "--mode"),
+])
+def test_mode_options_are_checked(encoder, kw, match) -> None:
+    with pytest.raises(UsageError, match=match):
+        encoder.encode_result(_box(), threads=1, preset="fast", **kw)
+
+
+def test_mesh_grid_mode_is_the_centre_rule_truth(encoder) -> None:
+    from occcodec.shapes.inputs import load_shape
+    from occcodec.shapes.inside import centre_grid
+
+    res = encoder.encode_result(SAMPLES / "torus.ply", resolution=32, mode="grid", threads=1)
+    coded = decoder.load(res.data)
+    shape = load_shape(SAMPLES / "torus.ply", 32)
+    gf = shape.grid_frame
+    truth = centre_grid(shape.mesh, gf.center, gf.scale, gf.shape, "solid")
+    assert np.array_equal(decoder.voxels(coded), truth) and truth.any()
+    assert res.header["metrics"]["surface_chamfer"] > 0.0
+
+
+def test_cli_encodes_shows_and_decodes_a_grid_file(capsys, tmp_path) -> None:
+    pytest.importorskip("tensorflow")
+    from conftest import run_cli
+
+    out = tmp_path / "blob.occ"
+    code, text, err = run_cli(capsys, "encode", SAMPLES / "blob.npz", "-o", out, "--mode",
+                              "grid", "--threads", "1", "-q")
+    assert code == 0, err
+    assert "lossless grid" in text
+    code, text, _ = run_cli(capsys, "info", out, "--json")
+    assert code == 0 and json.loads(text)["arch"] == "ctx-grid"
+    code, _, err = run_cli(capsys, "decode", out, "-o", tmp_path / "blob.ply")
+    assert code == 0, err and (tmp_path / "blob.ply").stat().st_size > 0
