@@ -9,16 +9,15 @@ network and the grid is tested on small grids and a sample mesh.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import struct
-import sys
 import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import test_ctxgrid_reference as REF  # the pure-Python coder, written from ctx-grid.md
 
 from occcodec import decoder
 from occcodec.errors import FormatError, UsageError, VersionError
@@ -32,21 +31,9 @@ ERRORS = {"FormatError": FormatError, "VersionError": VersionError}
 SAMPLES = ROOT / "samples"
 
 
-def _load(name: str, path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(name, module)
-    spec.loader.exec_module(module)
-    return module
-
-
-REF = _load("ctxgrid_reference", Path(__file__).resolve().parent / "test_ctxgrid_reference.py")
-
-
 def _bytes(name: str) -> bytes:
-    rec = INDEX["valid"].get(name) or INDEX["invalid"][name]
-    return (VECTORS / rec["file"]).read_bytes()
+    """A vector's file, valid or invalid."""
+    return (VECTORS / {**INDEX["valid"], **INDEX["invalid"]}[name]["file"]).read_bytes()
 
 
 def _sha(grid: np.ndarray) -> str:
