@@ -168,7 +168,8 @@ def _grid_now(opts: EncodeOptions, low: Any, preset: Preset, nbytes: int) -> boo
 
     if opts.mode == "grid" or (opts.max_bytes is not None and nbytes <= opts.max_bytes):
         return True
-    tiny = [Arch((Layer(min(WIDTHS), a),), min(preset.encodings)) for a in ACTIVATIONS]
+    tiny = [Arch((Layer(min(WIDTHS), a),), min(preset.encodings, default=0))
+            for a in ACTIVATIONS]
     return bool(nbytes <= low.smallest_network(tiny))
 
 

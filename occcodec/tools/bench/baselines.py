@@ -120,7 +120,8 @@ class _Occ(Baseline):
         return make_row(ref, self.name, ctx.compare(ref, grid, mesh), file=rel,
                         bytes=path.stat().st_size, params=coded.params,
                         arch=coded.label, encode_s=res.seconds, decode_s=dec,
-                        note=f"on {res.device}")
+                        note=f"on {res.device}" + ("; grid mode (the lossless ctx-grid file "
+                                                   "won)" if coded.grid_mode else ""))
 
 
 class Occcodec(_Occ):
