@@ -301,6 +301,29 @@ def test_auto_takes_the_grid_within_max_bytes(encoder) -> None:
     assert np.array_equal(decoder.voxels(decoder.load(res.data)), grid)
 
 
+def test_grid_smaller_than_every_searched_network_skips_training(
+        encoder, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rate control trains only the searched networks: a grid smaller than all of their
+    smallest files wins right after the search, before any final fit."""
+    from occcodec.encoder import search, train
+    from occcodec.format.arch import parse_arch
+
+    wide = parse_arch("pe6,64:relu,64:relu,64:relu")
+
+    def fake_search(samples, budget, rng, seed, on_candidate=None):
+        return [search.Candidate(wide, 0.99, 1.0, train.init_weights(wide, rng))]
+
+    def no_training(*a, **k):
+        raise AssertionError("trained a network")
+
+    monkeypatch.setattr(search, "search", fake_search)
+    monkeypatch.setattr(train, "train", no_training)
+    grid = np.random.default_rng(6).random((24, 24, 24)) < 0.2
+    res = encoder.encode_result(grid, threads=1, preset="fast")
+    assert res.arch is None and [c["arch"] for c in res.candidates] == []
+    assert np.array_equal(decoder.voxels(decoder.load(res.data)), grid)
+
+
 def test_mode_network_and_arch_never_write_the_grid(encoder) -> None:
     res = encoder.encode_result(_box(), threads=1, preset="fast", mode="network",
                                 arch="pe1,8:relu")

@@ -271,6 +271,12 @@ def encode_shape(shape: Shape, source_sha256: bytes, options: EncodeOptions,
         best = nas.FINAL_PICKS[preset.final_pick](found)
         candidates = [{"arch": str(c.arch), "params": c.arch.params,
                        "accuracy": c.accuracy, "reward": c.reward} for c in found]
+        if (coded_grid is not None and low is not None
+                and len(data_g) <= low.smallest_network([c.arch for c in found])):
+            # rate control only trains these networks: none can make a smaller file
+            progress.note(f"the lossless grid ({len(data_g):,} bytes) is no larger than any "
+                          "searched network's smallest file: writing the grid")
+            return _grid_result(data_g, coded_grid[1], shape, device, t0, "")
         progress.note(f"search picked {best.arch} ({best.arch.params} params)")
         arch, start = best.arch, best.weights
         most_accurate = max(found, key=lambda c: c.accuracy)
