@@ -53,8 +53,9 @@ def _text_rows(rec: dict[str, Any]) -> list[tuple[str, str]]:
     rows = [
         ("reference", f"{rec['reference']}  ({rec['reference_kind']}, "
                       f"{'x'.join(map(str, rec['grid']))} {rec['fill']})"),
-        ("coded", f"{rec['coded']}  ({rec['bytes']:,} bytes, {rec['arch']}, "
-                  f"{rec['params']:,} params, {rec['quant']})"),
+        ("coded", f"{rec['coded']}  ({rec['bytes']:,} bytes, " + (
+            "grid mode: the grid, coded losslessly)" if rec["arch"] == "ctx-grid" else
+            f"{rec['arch']}, {rec['params']:,} params, {rec['quant']})")),
         ("reference grid", rec["rule"]),
         ("IoU", _pct(v["iou"])),
         ("accuracy", _pct(v["accuracy"])),
