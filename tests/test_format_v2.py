@@ -381,3 +381,29 @@ def test_any_body_with_a_valid_crc_decodes_or_raises_an_occ_error(
         decoder.load(data)
     except (FormatError, LimitError):
         pass
+
+
+def test_surface_metrics_have_aliases() -> None:
+    """``surface_chamfer`` and ``iou_sampled`` (mesh inputs) are written as ``c`` and ``n``
+    and read back under their names; a file written before the aliases keeps its long keys."""
+    import struct
+    import zlib
+
+    import msgpack
+
+    from occcodec.format import v2
+    from occcodec.format.arch import parse_arch
+
+    arch = parse_arch("8:relu")
+    header = v2.LeanHeader((16, 16, 16), (0.0, 0.0, 0.0), 1.0, "solid", arch)
+    payload = bytes(v2.WeightsSpec("fp16").payload_size(arch))
+    metrics = {"iou": 0.5, "accuracy": 0.75, "params": arch.params,
+               "surface_chamfer": 0.25, "iou_sampled": 0}
+    data = v2.pack(header, payload, {"metrics": metrics})
+    assert b"surface_chamfer" not in data and b"iou_sampled" not in data
+    _, _, meta, _ = v2.unpack(data)
+    assert meta == {"metrics": metrics}
+    old = msgpack.packb({"m": {"i": 0.5, "surface_chamfer": 0.25}})
+    body = data[: len(data) - 4 - len(v2._meta_bytes({"metrics": metrics}))] + old
+    _, _, meta, _ = v2.unpack(body + struct.pack("<I", zlib.crc32(body)))
+    assert meta == {"metrics": {"iou": 0.5, "surface_chamfer": 0.25}}

@@ -120,7 +120,9 @@ _OPTION_KEYS: dict[str, tuple[str, Any]] = {
     "max_params": ("m", None), "target_iou": ("i", None), "max_bytes": ("b", None),
     "strip": ("x", None), "mode": ("g", None)}
 _METRIC_KEYS: dict[str, tuple[str, Any]] = {"iou": ("i", None), "accuracy": ("a", None),
-                                            "params": ("p", None)}
+                                            "params": ("p", None),
+                                            "surface_chamfer": ("c", None),
+                                            "iou_sampled": ("n", None)}
 META_KEYS: dict[str, tuple[str, Any]] = {
     "encoder": ("e", None), "source": ("s", _SOURCE_KEYS), "options": ("o", _OPTION_KEYS),
     "metrics": ("m", _METRIC_KEYS), "candidates": ("c", None)}
