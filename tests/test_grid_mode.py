@@ -342,6 +342,11 @@ def test_mode_options_are_checked(encoder, kw, match) -> None:
         encoder.encode_result(_box(), threads=1, preset="fast", **kw)
 
 
+def test_mode_grid_above_the_full_truth_is_refused(encoder) -> None:
+    with pytest.raises(UsageError, match="--resolution 512 or less"):
+        encoder.encode_result(SAMPLES / "torus.ply", resolution=600, mode="grid", threads=1)
+
+
 def test_mesh_grid_mode_is_the_centre_rule_truth(encoder) -> None:
     from occcodec.shapes.inputs import load_shape
     from occcodec.shapes.inside import centre_grid

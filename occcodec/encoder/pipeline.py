@@ -134,6 +134,10 @@ def _grid_candidate(shape: Shape, grid: np.ndarray, opts: EncodeOptions,
         return None, None
     ref = None
     if shape.mesh is not None:
+        if max(dims) > meshfit.FULL_TRUTH_EDGE:
+            raise UsageError(f"--mode grid stores the truth grid, computed in full up to "
+                             f"{meshfit.FULL_TRUTH_EDGE}^3: use --resolution "
+                             f"{meshfit.FULL_TRUTH_EDGE} or less, or --mode auto")
         ref = meshfit.reference(shape, rng)
         truth = ref.grid
     else:
