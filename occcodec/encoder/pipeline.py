@@ -287,14 +287,9 @@ def encode_shape(shape: Shape, source_sha256: bytes, options: EncodeOptions,
         if preset.retry_below is not None and most_accurate.arch != best.arch:
             fallback = most_accurate
     if low is not None:
-        try:
-            data, record, arch, note = low.encode(arch, start, found, samples, rng, progress,
-                                                  epoch_hook)
-        except UsageError:
-            if coded_grid is None or opts.max_bytes is None or len(data_g) > opts.max_bytes:
-                raise
-            return _grid_result(data_g, coded_grid[1], shape, device, t0,
-                                "no network fits --max-bytes; the lossless grid does")
+        # (a grid within --max-bytes was written before training: _grid_now)
+        data, record, arch, note = low.encode(arch, start, found, samples, rng, progress,
+                                              epoch_hook)
         if coded_grid is not None:
             iou = record["metrics"]["iou"]
             target = ratefit.effective_target(opts, preset)
