@@ -36,8 +36,9 @@ __all__ = ["PRESETS", "EncodeOptions", "EncodeResult", "Preset", "default_thread
 
 
 #: ``--mode auto`` weighs grid mode (the lossless ctx-grid file) against the network up to
-#: this grid edge. At 128^3 the coder takes ~1 s and wins on 15 of the 24 shared meshes; at
-#: 512^3 it takes 20-46 s and the network's file is 10x smaller (README, Results).
+#: this grid edge. At 128^3 the coder takes about a second and its file was written for 18
+#: of the 24 shared meshes; at 512^3 it takes 20-46 s and the network's file is about 10x
+#: smaller (README, Results).
 GRID_AUTO_MAX_EDGE = 256
 
 
