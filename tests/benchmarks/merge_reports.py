@@ -12,6 +12,7 @@ byte-identical (check that before merging).
 from __future__ import annotations
 
 import csv
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,15 @@ def main(argv: list[str]) -> int:
     notes.append("merged report: " + ", ".join(
         f"{sorted({r['shape'] for r in read_rows(p)})} from a later run" for p in newer))
     (out / "results.csv").write_text(bench.csv_text(rows))
-    (out / "results.md").write_text(bench.markdown(rows, settings, notes, command, written))
+    text = bench.markdown(rows, settings, notes, command, written)
+    # the settings line as the base run printed it (resolution, threads, ...), not defaults
+    base_line = next((line for line in (base / "results.md").read_text().splitlines()
+                      if re.match(r"\d+ shapes at ", line)), None)
+    if base_line is not None:
+        count = len({r["shape"] for r in rows})
+        text = re.sub(r"^\d+ shapes at .*$", f"{count} shapes at " +
+                      base_line.split(" shapes at ", 1)[1], text, count=1, flags=re.M)
+    (out / "results.md").write_text(text)
     print(f"wrote {out}: {len({r['shape'] for r in rows})} shapes")
     return 0
 
