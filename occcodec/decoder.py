@@ -299,7 +299,7 @@ def voxels(coded: Coded, resolution: int | None = None, *,
     from occcodec import sparse as sparse_mod
 
     if coded.grid_mode:  # a coded grid: the stored voxels, resampled (no network)
-        return resample(coded.stored_grid(), decode_shape(coded, resolution, 1))
+        return coded.occupancy_grid(decode_shape(coded, resolution, 1))
     if use_sparse(_target_shape(coded, resolution), sparse):
         shape = decode_shape(coded, resolution, 1, sparse=True)
         return sparse_mod.sparse_voxels(coded.net, coded.weights, shape)

@@ -105,8 +105,7 @@ def _encode(job: Job, progress: Progress) -> dict[str, Any]:
     res = encode(job.src, EncodeOptions(**job.params), progress)
     m = res.header["metrics"]
     return {"status": "ok", "data": res.data, "params": m["params"], "iou": m["iou"],
-            "arch": "ctx-grid" if res.arch is None else str(res.arch), "device": res.device,
-            "seconds": res.seconds}
+            "arch": res.label, "device": res.device, "seconds": res.seconds}
 
 
 def _decode(job: Job, progress: Progress) -> dict[str, Any]:

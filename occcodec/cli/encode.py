@@ -48,9 +48,8 @@ def run(args: argparse.Namespace) -> int:
     if res.note:  # rate control kept the closest result: say so, even with -q
         print(f"warning: {res.note}", file=sys.stderr)
     m = res.header["metrics"]
-    what = "lossless grid (grid mode)" if res.arch is None else str(res.arch)
-    record = {"output": str(out), "bytes": len(res.data),
-              "arch": "ctx-grid" if res.arch is None else str(res.arch),
+    what = "lossless grid (grid mode)" if res.arch is None else res.label
+    record = {"output": str(out), "bytes": len(res.data), "arch": res.label,
               "params": m["params"], "iou": m["iou"], "accuracy": m["accuracy"],
               "seconds": round(res.seconds, 2), "device": res.device,
               "fill": res.header["fill"], "quant": res.header["quant"],

@@ -49,12 +49,14 @@ def _num(x: Any, fmt: str = ".4g") -> str:
 
 
 def _text_rows(rec: dict[str, Any]) -> list[tuple[str, str]]:
+    from occcodec.decoder import GRID_SCHEME
+
     v, vc, s = rec["voxel"], rec["voxel_chamfer"], rec["surface"]
     rows = [
         ("reference", f"{rec['reference']}  ({rec['reference_kind']}, "
                       f"{'x'.join(map(str, rec['grid']))} {rec['fill']})"),
         ("coded", f"{rec['coded']}  ({rec['bytes']:,} bytes, " + (
-            "grid mode: the grid, coded losslessly)" if rec["arch"] == "ctx-grid" else
+            "grid mode: the grid, coded losslessly)" if rec["arch"] == GRID_SCHEME else
             f"{rec['arch']}, {rec['params']:,} params, {rec['quant']})")),
         ("reference grid", rec["rule"]),
         ("IoU", _pct(v["iou"])),

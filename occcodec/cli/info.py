@@ -64,12 +64,14 @@ def _pairs(value: Any) -> str:
 
 def rows(rec: dict[str, Any]) -> list[tuple[str, str]]:
     """The table's rows; every informative key may hold any msgpack value."""
+    from occcodec.decoder import GRID_SCHEME
+
     h = rec["header"]
     m = h.get("metrics")
     metrics = m if isinstance(m, dict) else {}
     grid = h.get("grid")
     out = [
-        ("network", "none: the grid, coded losslessly (grid mode)" if rec["arch"] == "ctx-grid"
+        ("network", "none: the grid, coded losslessly (grid mode)" if rec["arch"] == GRID_SCHEME
          else f"{rec['arch']}  ->  1 sigmoid"),
         ("parameters", f"{rec['params']:,}"),
         ("quantization", _show(h.get("quant"))),

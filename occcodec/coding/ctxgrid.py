@@ -334,18 +334,30 @@ def decode_words(payload: bytes, shape: tuple[int, int, int], model_id: int = DE
         allocating), the model is unknown, or the payload is not whole words or is corrupt.
     """
     shape = (int(shape[0]), int(shape[1]), int(shape[2]))
+    _check_payload(shape, model_id, len(payload), max_voxels)
+    return _decode(payload, shape, model_id)
+
+
+def _check_payload(shape: tuple[int, int, int], model_id: int, nbytes: int,
+                   max_voxels: int) -> None:
+    """Refuse (before allocating) an unknown model, a shape outside 1..1024 per axis or
+    above ``max_voxels``, or a payload that is not whole words."""
+    if model_id not in MODELS:
+        raise FormatError(f"ctx-grid model {model_id} is unknown (known: {sorted(MODELS)}): "
+                          "use a newer occcodec")
     if not all(1 <= s <= MAX_AXIS for s in shape):
         raise FormatError(f"ctx-grid shape {shape} is outside 1..{MAX_AXIS} per axis: "
                           "the header is corrupt")
     if shape[0] * shape[1] * shape[2] > max_voxels:
         raise FormatError(f"ctx-grid shape {shape} exceeds the budget of {max_voxels} voxels: "
                           "raise max_voxels if the grid is expected")
-    if model_id not in MODELS:
-        raise FormatError(f"ctx-grid model {model_id} is unknown (known: {sorted(MODELS)}): "
-                          "use a newer occcodec")
-    if len(payload) % 4:
-        raise FormatError(f"ctx-grid payload is {len(payload)} bytes, not whole 32-bit "
+    if nbytes % 4:
+        raise FormatError(f"ctx-grid payload is {nbytes} bytes, not whole 32-bit "
                           "words: the data is truncated")
+
+
+def _decode(payload: bytes, shape: tuple[int, int, int], model_id: int) -> np.ndarray:
+    """The grid of a checked payload (:func:`_check_payload`)."""
     model = MODELS[model_id]
     lay = _Layout(shape, model)
     padded = np.zeros(lay.padded, dtype=np.uint8)
@@ -411,20 +423,9 @@ def decode_grid(data: bytes, max_voxels: int = DEFAULT_MAX_VOXELS) -> np.ndarray
     if version != VERSION:
         raise FormatError(f"ctx-grid version {version} is not supported (this reader knows "
                           f"{VERSION}): use a newer occcodec")
-    if model_id not in MODELS:
-        raise FormatError(f"ctx-grid model {model_id} is unknown (known: {sorted(MODELS)}): "
-                          "use a newer occcodec")
     shape = (nx, ny, nz)
-    if not all(1 <= s <= MAX_AXIS for s in shape):
-        raise FormatError(f"ctx-grid shape {shape} is outside 1..{MAX_AXIS} per axis: "
-                          "the header is corrupt")
-    if nx * ny * nz > max_voxels:
-        raise FormatError(f"ctx-grid shape {shape} exceeds the budget of {max_voxels} voxels: "
-                          "raise max_voxels if the grid is expected")
     payload = data[HEADER.size:]
-    if len(payload) % 4:
-        raise FormatError(f"ctx-grid payload is {len(payload)} bytes, not whole 32-bit "
-                          "words: the data is truncated")
+    _check_payload(shape, model_id, len(payload), max_voxels)
     if zlib.crc32(payload) != crc:
         raise FormatError("ctx-grid checksum mismatch: the data is corrupt or truncated")
-    return decode_words(payload, shape, model_id, max_voxels)
+    return _decode(payload, shape, model_id)

@@ -149,20 +149,26 @@ def reference(shape: Shape, rng: np.random.Generator) -> MeshReference:
     return ref
 
 
-def grid_surface_chamfer(grid: np.ndarray, ref: MeshReference, mesh: Any) -> float:
-    """``surface_chamfer`` (world units) of the mesh ``decode`` writes for a grid-mode file of
-    ``grid``: marching cubes of the voxels in ``ref``'s frame, specks dropped."""
+def _decoded_chamfer(verts: np.ndarray, faces: np.ndarray, mesh: Any) -> float:
+    """``surface_chamfer`` (world units) against ``mesh`` of a decoded surface as ``decode``
+    writes it: components under ``decoder.SPECK_FRACTION`` of the largest dropped."""
     import trimesh
 
     from occcodec.decoder import SPECK_FRACTION
-    from occcodec.shapes.meshing import grid_surface
     from occcodec.sparse import drop_specks
     from occcodec.tools.metrics import surface_chamfer
 
-    verts, faces = grid_surface(grid, ref.center, ref.scale)
     verts, faces, _ = drop_specks(verts, faces, SPECK_FRACTION)
     decoded = trimesh.Trimesh(vertices=verts, faces=faces, process=False)
     return float(surface_chamfer(decoded, mesh, CHAMFER_POINTS)["chamfer"])
+
+
+def grid_surface_chamfer(grid: np.ndarray, ref: MeshReference, mesh: Any) -> float:
+    """``surface_chamfer`` of a grid-mode file of ``grid``: marching cubes of the voxels in
+    ``ref``'s frame (:func:`_decoded_chamfer`)."""
+    from occcodec.shapes.meshing import grid_surface
+
+    return _decoded_chamfer(*grid_surface(grid, ref.center, ref.scale), mesh)
 
 
 def mesh_metrics(arch: Arch, weights: Weights, ref: MeshReference, mesh: Any,
@@ -173,11 +179,7 @@ def mesh_metrics(arch: Arch, weights: Weights, ref: MeshReference, mesh: Any,
 
     ``iou_sampled`` is the number of voxel centres the IoU was estimated on (0: all).
     """
-    import trimesh
-
-    from occcodec.decoder import SPECK_FRACTION
-    from occcodec.sparse import drop_specks, field_mesh, sparse_field, sparse_mesh, to_world
-    from occcodec.tools.metrics import surface_chamfer
+    from occcodec.sparse import field_mesh, sparse_field, sparse_mesh, to_world
 
     out: dict[str, Any] = {"params": arch.params}
     if ref.grid is not None:
@@ -204,7 +206,5 @@ def mesh_metrics(arch: Arch, weights: Weights, ref: MeshReference, mesh: Any,
     out["accuracy"] = float(np.count_nonzero(pred == truth)) / n
     if not surface:
         return out
-    verts, faces, _ = drop_specks(verts, faces, SPECK_FRACTION)  # the mesh `decode` writes
-    decoded = trimesh.Trimesh(vertices=verts, faces=faces, process=False)
-    out["surface_chamfer"] = float(surface_chamfer(decoded, mesh, CHAMFER_POINTS)["chamfer"])
+    out["surface_chamfer"] = _decoded_chamfer(verts, faces, mesh)  # the mesh `decode` writes
     return out

@@ -55,6 +55,13 @@ class EncodeResult:
     #: Set when rate control missed the request: one line saying so and what to try.
     note: str = ""
 
+    @property
+    def label(self) -> str:
+        """What the file holds: the architecture, or ``ctx-grid`` (``Coded.label``)."""
+        from occcodec.decoder import GRID_SCHEME
+
+        return GRID_SCHEME if self.arch is None else str(self.arch)
+
 
 def search_budget(preset: Preset, max_params: int | None = None,
                   size_bytes: Any = None) -> SearchBudget:
@@ -118,16 +125,39 @@ def _template(shape: Shape, ref: Any) -> Callable[[Arch], dict[str, Any]]:
                         "iou": 0.0, "accuracy": 0.0, "surface_chamfer": 0.0}
 
 
+@dataclass
+class _Grid:
+    """Grid mode's candidate: the truth at R, its coded payload, and its file's size."""
+
+    truth: np.ndarray
+    words: bytes
+    ref: Any  # the mesh reference (MeshReference), None for a voxel input
+    nbytes: int = 0
+
+    def metrics(self, shape: Shape, measured: bool = True) -> dict[str, Any]:
+        """The file's metrics: lossless, and for a mesh the surface distance of the mesh
+        ``decode`` writes (``measured=False``: a 0.0 in its place, for the file's size)."""
+        from occcodec.encoder import meshfit
+
+        out: dict[str, Any] = {"iou": 1.0, "accuracy": 1.0, "params": 0}
+        if self.ref is not None:
+            out["surface_chamfer"] = (meshfit.grid_surface_chamfer(self.truth, self.ref,
+                                                                   shape.mesh)
+                                      if measured else 0.0)
+        return out
+
+
 def _grid_candidate(shape: Shape, grid: np.ndarray, opts: EncodeOptions,
-                    rng: np.random.Generator, progress: Progress
-                    ) -> tuple[tuple[np.ndarray, dict[str, Any]] | None, Any]:
-    """Grid mode's grid and metrics when ``--mode`` lets it compete (None otherwise), and
-    the mesh reference it was read from (for :func:`_training_set`; None for voxels).
+                    rng: np.random.Generator, progress: Progress) -> tuple[_Grid | None, Any]:
+    """Grid mode's candidate when ``--mode`` lets it compete (None otherwise), and the mesh
+    reference it was read from (for :func:`_training_set`; None for voxels).
 
     The grid is the truth the network is scored against: the voxels of a voxel input, the
     centre rule at R for a mesh (:func:`occcodec.encoder.meshfit.reference`). An empty truth
-    never becomes a file: an empty shape is a failure, not a success.
+    never becomes a file: an empty shape is a failure, not a success. Its surface distance
+    is measured only if the grid is written (:func:`_grid_result`).
     """
+    from occcodec.coding import ctxgrid
     from occcodec.encoder import meshfit
 
     dims = shape.grid_frame.shape
@@ -149,10 +179,7 @@ def _grid_candidate(shape: Shape, grid: np.ndarray, opts: EncodeOptions,
                              "grid to write; try a higher --resolution or --fill shell")
         return None, ref
     progress.stage("grid")
-    metrics: dict[str, Any] = {"iou": 1.0, "accuracy": 1.0, "params": 0}
-    if ref is not None:
-        metrics["surface_chamfer"] = meshfit.grid_surface_chamfer(truth, ref, shape.mesh)
-    return (truth, metrics), ref
+    return _Grid(truth, ctxgrid.encode_words(truth), ref), ref
 
 
 def grid_mode_allowed(opts: EncodeOptions, dims: tuple[int, int, int]) -> bool:
@@ -178,12 +205,19 @@ def _grid_now(opts: EncodeOptions, low: Any, preset: Preset, nbytes: int) -> boo
     return bool(nbytes <= low.smallest_network(tiny))
 
 
-def _grid_result(data: bytes, metrics: dict[str, Any], shape: Shape, device: str,
-                 t0: float, note: str) -> EncodeResult:
-    record = {"metrics": dict(metrics), "fill": shape.fill, "quant": "ctx-grid",
-              "mode": "grid"}
+def _grid_result(low: Any, cand: _Grid, shape: Shape, device: str,
+                 t0: float) -> EncodeResult:
+    """The grid-mode file of ``cand``, its metrics measured now."""
+    metrics = cand.metrics(shape)
+    data = low.grid_file(cand.words, metrics)
+    if len(data) != cand.nbytes:
+        raise RuntimeError(f"internal error: predicted {cand.nbytes} bytes for the grid, "
+                           f"packed {len(data)}; please report it")
+    from occcodec.decoder import GRID_SCHEME
+
+    record = {"metrics": metrics, "fill": shape.fill, "quant": GRID_SCHEME, "mode": "grid"}
     return EncodeResult(data, record, None, device, time.perf_counter() - t0, shape.fill_note,
-                        [], note)
+                        [], "")
 
 
 def encode(path: str | os.PathLike[str], options: EncodeOptions,
@@ -239,10 +273,11 @@ def encode_shape(shape: Shape, source_sha256: bytes, options: EncodeOptions,
     coded_grid, ref = _grid_candidate(shape, grid, opts, rng, progress)
     if coded_grid is not None:  # before sampling: grid mode may win without any training
         sizer = ratefit.Lowbit(shape, None, _template(shape, ref), source_sha256, opts, preset)
-        data_g = sizer.grid_file(coded_grid[0], coded_grid[1])
-        progress.advance(f"grid mode: {len(data_g):,} bytes, lossless")
-        if _grid_now(opts, sizer, preset, len(data_g)):
-            return _grid_result(data_g, coded_grid[1], shape, device, t0, "")
+        coded_grid.nbytes = sizer.grid_size(coded_grid.words,
+                                            coded_grid.metrics(shape, measured=False))
+        progress.advance(f"grid mode: {coded_grid.nbytes:,} bytes, lossless")
+        if _grid_now(opts, sizer, preset, coded_grid.nbytes):
+            return _grid_result(sizer, coded_grid, shape, device, t0)
     progress.stage("sample")
     samples, score, template = _training_set(shape, grid, rng, progress, ref)
     progress.advance(f"{len(samples.train_x)} samples, {samples.boundary} on the boundary")
@@ -277,11 +312,11 @@ def encode_shape(shape: Shape, source_sha256: bytes, options: EncodeOptions,
         candidates = [{"arch": str(c.arch), "params": c.arch.params,
                        "accuracy": c.accuracy, "reward": c.reward} for c in found]
         if (coded_grid is not None and low is not None
-                and len(data_g) <= low.smallest_network([c.arch for c in found])):
+                and coded_grid.nbytes <= low.smallest_network([c.arch for c in found])):
             # rate control only trains these networks: none can make a smaller file
-            progress.note(f"the lossless grid ({len(data_g):,} bytes) is no larger than any "
-                          "searched network's smallest file: writing the grid")
-            return _grid_result(data_g, coded_grid[1], shape, device, t0, "")
+            progress.note(f"the lossless grid ({coded_grid.nbytes:,} bytes) is no larger than "
+                          "any searched network's smallest file: writing the grid")
+            return _grid_result(low, coded_grid, shape, device, t0)
         progress.note(f"search picked {best.arch} ({best.arch.params} params)")
         arch, start = best.arch, best.weights
         most_accurate = max(found, key=lambda c: c.accuracy)
@@ -294,17 +329,17 @@ def encode_shape(shape: Shape, source_sha256: bytes, options: EncodeOptions,
         if coded_grid is not None:
             iou = record["metrics"]["iou"]
             target = ratefit.effective_target(opts, preset)
-            if len(data_g) <= len(data):
-                progress.note(f"the lossless grid ({len(data_g):,} bytes) is no larger than "
-                              f"the network's file ({len(data):,} bytes at IoU "
+            if coded_grid.nbytes <= len(data):
+                progress.note(f"the lossless grid ({coded_grid.nbytes:,} bytes) is no larger "
+                              f"than the network's file ({len(data):,} bytes at IoU "
                               f"{iou * 100:.2f} %): writing the grid")
-                return _grid_result(data_g, coded_grid[1], shape, device, t0, "")
+                return _grid_result(low, coded_grid, shape, device, t0)
             if target is not None and iou < target:
                 # the smallest file that reaches the target is the only one that does
                 progress.note(f"the network reached {iou * 100:.2f} % < the target "
                               f"{target * 100:.2f} %: writing the lossless grid "
-                              f"({len(data_g):,} bytes against {len(data):,})")
-                return _grid_result(data_g, coded_grid[1], shape, device, t0, "")
+                              f"({coded_grid.nbytes:,} bytes against {len(data):,})")
+                return _grid_result(low, coded_grid, shape, device, t0)
         if record["metrics"]["iou"] < FAIL_IOU:  # not captured: escalate, or no file
 
             def fit_low(net: Arch, weights: Any, epochs: int) -> tuple[bytes, dict[str, Any]]:

@@ -206,13 +206,17 @@ class Lowbit:
         self.shape, self.score, self.template, self.sha = shape, score, template, source_sha256
         self.opts, self.preset = opts, preset
 
-    def header(self, arch: Arch, bits: Sequence[int]) -> Any:
-        """The lean v2 header of ``arch`` at ``bits``."""
+    def header(self, arch: Arch | None, bits: Sequence[int] = ()) -> Any:
+        """The lean v2 header of ``arch`` at ``bits``; ``arch=None``: a grid-mode header."""
+        from occcodec.coding.ctxgrid import DEFAULT_MODEL
         from occcodec.format import v2
 
         gf = self.shape.grid_frame  # the R^3 grid of the truth (meshes may exceed the voxels)
         nx, ny, nz = (int(n) for n in gf.shape)
         cx, cy, cz = (float(c) for c in gf.center)
+        if arch is None:
+            return v2.LeanHeader(grid=(nx, ny, nz), center=(cx, cy, cz), scale=float(gf.scale),
+                                 fill=self.shape.fill, arch=None, grid_model=DEFAULT_MODEL)
         return v2.LeanHeader(
             grid=(nx, ny, nz), center=(cx, cy, cz),
             scale=float(gf.scale), fill=self.shape.fill, arch=arch,
@@ -291,19 +295,19 @@ class Lowbit:
                               "bytes": t.plan.nbytes, "iou": t.iou} for t in outcome.trials]}
         return data, record, chosen.plan.arch, outcome.note
 
-    def grid_file(self, truth: np.ndarray, metrics: dict[str, Any]) -> bytes:
-        """The grid-mode file (``formats/occ-v2.md`` 6.3) of the truth grid at R: no
-        network, the grid coded losslessly by :mod:`occcodec.coding.ctxgrid`."""
-        from occcodec.coding import ctxgrid
+    def grid_file(self, words: bytes, metrics: dict[str, Any]) -> bytes:
+        """The grid-mode file (``formats/occ-v2.md`` 6.3) of a grid coded by
+        :func:`occcodec.coding.ctxgrid.encode_words`: no network."""
         from occcodec.format import v2
 
-        gf = self.shape.grid_frame
-        header = v2.LeanHeader(
-            grid=tuple(int(n) for n in gf.shape),  # type: ignore[arg-type]
-            center=tuple(float(c) for c in gf.center),  # type: ignore[arg-type]
-            scale=float(gf.scale), fill=self.shape.fill, arch=None,
-            grid_model=ctxgrid.DEFAULT_MODEL)
-        return v2.pack(header, ctxgrid.encode_words(truth), self.meta(metrics))
+        return v2.pack(self.header(None), words, self.meta(metrics))
+
+    def grid_size(self, words: bytes, metrics: dict[str, Any]) -> int:
+        """The exact size of :meth:`grid_file` with metrics of the same kinds as ``metrics``
+        (v2 packs metric floats at a fixed width, so their values do not matter)."""
+        from occcodec.format import v2
+
+        return len(words) + v2.overhead(self.header(None), self.meta(metrics), len(words))
 
     def smallest_network(self, archs: Sequence[Arch]) -> int:
         """Bytes of the smallest file any of ``archs`` could make at the allowed bits: a

@@ -200,11 +200,6 @@ class LeanHeader:
     weights: WeightsSpec = field(default_factory=WeightsSpec)
     grid_model: int = 0
 
-    @property
-    def grid_mode(self) -> bool:
-        """Whether the file holds a losslessly coded grid rather than a network."""
-        return self.arch is None
-
 
 @dataclass
 class V2Info:
@@ -491,9 +486,8 @@ def _read_header(r: _Reader) -> tuple[LeanHeader, int, bool]:
     *center, scale = struct.unpack(fmt, r.take(struct.calcsize(fmt), "frame"))
     if not all(math.isfinite(v) for v in (*center, scale)) or scale <= 0:
         raise FormatError("frame is not finite with a positive scale: the file is damaged")
-    frame_ = ((center[0], center[1], center[2]), scale)
     if flags & FLAG_GRID:
-        return _read_grid_mode(r, flags, grid, frame_)  # type: ignore[arg-type]
+        return _read_grid_mode(r, flags, grid, (center[0], center[1], center[2]), scale)
     net = r.u8("network byte")
     pe, count = net & 15, (net >> 4) + 1
     if pe > MAX_PE_LEVELS:
@@ -528,8 +522,8 @@ def _read_header(r: _Reader) -> tuple[LeanHeader, int, bool]:
     return header, size, bool(flags & FLAG_META)
 
 
-def _read_grid_mode(r: _Reader, flags: int, grid: tuple[int, int, int],
-                    frame_: tuple[tuple[float, float, float], float]
+def _read_grid_mode(r: _Reader, flags: int, grid: tuple[int, ...],
+                    center: tuple[float, float, float], scale: float
                     ) -> tuple[LeanHeader, int, bool]:
     """The rest of a grid-mode header: the ctx-grid model and the payload's word count."""
     if max(grid) > MAX_CODED_GRID:
@@ -540,8 +534,7 @@ def _read_grid_mode(r: _Reader, flags: int, grid: tuple[int, int, int],
         raise VersionError(f"file uses ctx-grid model {model}, unknown to this occcodec: "
                            "upgrade")
     words = r.varint("grid word count")
-    center, scale = frame_
-    header = LeanHeader(grid, center, scale, FILLS[flags & 3], None, WeightsSpec(),
+    header = LeanHeader(grid, center, scale, FILLS[flags & 3], None,  # type: ignore[arg-type]
                         grid_model=model)
     return header, 4 * words, bool(flags & FLAG_META)
 
