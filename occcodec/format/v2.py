@@ -94,7 +94,7 @@ MAX_CODED_GRID = 1024
 #: The ctx-grid model ids a grid-mode file may name: the keys of
 #: ``occcodec.coding.ctxgrid.MODELS`` (the format layer does not import the coder; a test
 #: keeps the two equal).
-GRID_MODELS = frozenset({1})
+GRID_MODELS = frozenset({1, 2})
 #: Most 32-bit words a grid-mode payload may hold (the largest 3-byte varint: 8 MiB).
 MAX_GRID_WORDS = (1 << 21) - 1
 #: Activation codes, keyed by v1's string ids (``formats/occ-v1.md`` 6.2); never reordered.
