@@ -484,17 +484,22 @@ def _ball(shape: tuple[int, int, int], centre: tuple[float, ...], radius: float)
     return sum((idx[a] - centre[a]) ** 2 for a in range(3)) <= radius**2  # type: ignore[no-any-return]
 
 
-def _grid_specs() -> list[tuple[str, np.ndarray, str, bool, tuple[int, ...]]]:
-    """(name, grid, fill, with META, decode resolutions) of the valid grid-mode vectors."""
+def _grid_specs() -> list[tuple[str, np.ndarray, str, bool, tuple[int, ...], int]]:
+    """(name, grid, fill, with META, decode resolutions, ctx-grid model) of the valid
+    grid-mode vectors: the first four as published with model 1, then model 2's (added when
+    model 2 became the default; the model-1 files are unchanged)."""
     rng = np.random.default_rng(2026)
     ball = _ball((16, 16, 16), (7.5, 7.5, 7.5), 6.2)
     holed = _ball((20, 12, 17), (9.5, 5.5, 8.0), 7.0) & ~_ball((20, 12, 17), (9.5, 5.5, 8.0), 3.5)
     noisy = rng.random((9, 16, 5)) < 0.3
     return [
-        ("g-ball-stripped", ball, "solid", False, (24, 16)),
-        ("g-hollow-meta", holed, "shell", True, (40,)),
-        ("g-noise-meta", noisy, "given", True, ()),
-        ("g-empty-stripped", np.zeros((16, 16, 16), dtype=bool), "given", False, ()),
+        ("g-ball-stripped", ball, "solid", False, (24, 16), 1),
+        ("g-hollow-meta", holed, "shell", True, (40,), 1),
+        ("g-noise-meta", noisy, "given", True, (), 1),
+        ("g-empty-stripped", np.zeros((16, 16, 16), dtype=bool), "given", False, (), 1),
+        ("g2-ball-stripped", ball, "solid", False, (24,), 2),
+        ("g2-hollow-meta", holed, "shell", True, (), 2),
+        ("g2-noise-stripped", noisy, "given", False, (), 2),
     ]
 
 
@@ -507,15 +512,16 @@ def build_v2_grid() -> tuple[dict[str, bytes], dict[str, Any]]:
         "format": "occ 2.0, grid mode (flag bit 5)", "generator": "formats/make_vectors.py",
         "grid_sha256": "as in ../vectors.json", "valid": {}, "invalid": {}}
     made: dict[str, bytes] = {}
-    for name, grid, fill, with_meta, resolutions in _grid_specs():
-        words = ctxgrid.encode_words(grid)
+    for name, grid, fill, with_meta, resolutions, model in _grid_specs():
+        words = ctxgrid.encode_words(grid, model)
         header = v2.LeanHeader(tuple(int(n) for n in grid.shape),  # type: ignore[arg-type]
-                               (0.25, -1.5, 3.0), 2.5, fill, None, grid_model=1)
+                               (0.25, -1.5, 3.0), 2.5, fill, None, grid_model=model)
         meta = v2_meta(name, 0, 0) if with_meta else None
         data = v2.pack(header, words, meta)
         made[name] = files[name + ".occ"] = data
         rec = {"file": name + ".occ", "sha256": hashlib.sha256(data).hexdigest(),
-               "bytes": len(data), "words": len(words) // 4, **_decoded_grid(data)}
+               "bytes": len(data), "model": model, "words": len(words) // 4,
+               **_decoded_grid(data)}
         assert rec["grid_sha256"] == grid_digest(grid)  # lossless, or no vector
         if resolutions:
             rec["resolutions"] = {str(r): _decoded_grid(data, r) for r in resolutions}
@@ -524,8 +530,8 @@ def build_v2_grid() -> tuple[dict[str, bytes], dict[str, Any]]:
     at = 5 + 1 + 16          # flags, one cubic grid varint, f32 frame: the model byte
     body = ball[:-4]
     for name, (data, error, why) in {
-        "x-grid-model-2": (_patch(ball, at, b"\x02"), "VersionError",
-                           "ctx-grid model 2 (unknown)"),
+        "x-grid-model-3": (_patch(ball, at, b"\x03"), "VersionError",
+                           "ctx-grid model 3 (unknown)"),
         "x-grid-words-long": (_patch(ball, at + 1, bytes([ball[at + 1] + 1])), "FormatError",
                               "word count one more than the payload holds"),
         "x-grid-words-short": (_patch(ball, at + 1, bytes([ball[at + 1] - 1])), "FormatError",

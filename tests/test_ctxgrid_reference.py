@@ -22,7 +22,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from occcodec.coding.ctxgrid import HEADER, NEIGHBOURS_12, PROB_ONE, decode_grid, encode_grid
+from occcodec.coding.ctxgrid import (
+    BACKOFF_8,
+    HEADER,
+    MODELS,
+    NEIGHBOURS_12,
+    NEIGHBOURS_16,
+    PROB_ONE,
+    decode_grid,
+    encode_grid,
+)
 from occcodec.errors import FormatError
 
 # ------------------------------------------------------------------ the reference codec
@@ -37,15 +46,35 @@ NEIGHBOURS = (
     (0, 0, 1), (0, 0, 2), (0, 1, -1), (0, 1, 0), (0, 1, 1), (0, 2, 0),
     (1, 0, 0), (1, -1, 0), (1, 1, 0), (1, 0, -1), (1, 0, 1), (2, 0, 0),
 )
-EMPTY, FULL = 0, (1 << len(NEIGHBOURS)) - 1
+#: Section 2.2: model 2's neighbours, model 1's twelve and then bits 12-15.
+NEIGHBOURS_2 = (*NEIGHBOURS, (1, 1, 1), (1, -1, 1), (1, 1, -1), (2, 1, 0))
+#: Section 3.3: model 2's backoff context, bit j = context bit BACKOFF[j]; its weight.
+BACKOFF = (0, 3, 6, 2, 4, 9, 7, 8)
+WEIGHT = 2
+#: The models by id: (neighbours, backoff bits); no backoff for model 1.
+REF_MODELS = {1: (NEIGHBOURS, ()), 2: (NEIGHBOURS_2, BACKOFF)}
 
 #: How often the encoder took each of its rarer paths (section 5.2), over the whole session.
 PATHS: Counter[str] = Counter()
 
 
+def kt(n1: int, n: int) -> int:
+    """Section 3.1: the KT estimate, not yet clipped."""
+    return ((2 * n1 + 1) * P + n + 1) // (2 * n + 2)
+
+
+def clip(q: int) -> int:
+    return min(max(q, 1), P - 1)
+
+
 def kt_q(n1: int, n: int) -> int:
     """Section 3.1: the probability of a 1 after ``n1`` ones in ``n`` symbols."""
-    return min(max(((2 * n1 + 1) * P + n + 1) // (2 * n + 2), 1), P - 1)
+    return clip(kt(n1, n))
+
+
+def backoff_q(n1: int, n: int, s1: int, sn: int) -> int:
+    """Section 3.3: model 2's probability from the context's counts and its backoff's."""
+    return clip((n1 * P + WEIGHT * kt(s1, sn) + (n + WEIGHT) // 2) // (n + WEIGHT))
 
 
 def split(q: int) -> int:
@@ -163,17 +192,31 @@ def wavefronts(shape: tuple[int, int, int]) -> Iterator[list[tuple[int, int, int
         yield [(x, y, t - k) for k, x, y in pairs[lo:hi]]
 
 
-def run_model(shape: tuple[int, int, int], code: Coder, grid: np.ndarray | None) -> np.ndarray:
+def run_model(shape: tuple[int, int, int], code: Coder, grid: np.ndarray | None,
+              model: int = 1) -> np.ndarray:
     """Section 6: code every wavefront; ``grid`` is given to encode and None to decode."""
     nx, ny, nz = shape
+    neighbours, backoff = REF_MODELS[model]
+    full = (1 << len(neighbours)) - 1
     # Padded so that every neighbour of a voxel is a cell: 2 before each axis, 1 after y and z.
     sy, sx = nz + 3, (ny + 3) * (nz + 3)
     cells = [0] * ((nx + 2) * sx)
-    shifts = [dx * sx + dy * sy + dz for dx, dy, dz in NEIGHBOURS]
+    shifts = [dx * sx + dy * sy + dz for dx, dy, dz in neighbours]
     base = 2 * sx + 2 * sy + 2
     known = None if grid is None else [int(v) for v in grid.ravel()]
-    n1 = [0] * (FULL + 1)
-    n = [0] * (FULL + 1)
+    n1 = [0] * (full + 1)
+    n = [0] * (full + 1)
+    s1 = [0] * (1 << len(backoff))
+    sn = [0] * (1 << len(backoff))
+
+    def small(c: int) -> int:
+        return sum(((c >> b) & 1) << j for j, b in enumerate(backoff))
+
+    def q_of(c: int) -> int:
+        if not backoff:
+            return kt_q(n1[c], n[c])
+        return backoff_q(n1[c], n[c], s1[small(c)], sn[small(c)])
+
     for front in wavefronts(shape):
         at = [base + x * sx + y * sy + z for x, y, z in front]
         ctx = []
@@ -184,40 +227,43 @@ def run_model(shape: tuple[int, int, int], code: Coder, grid: np.ndarray | None)
             ctx.append(c)
         vals = None if known is None else [known[(x * ny + y) * nz + z] for x, y, z in front]
         groups = []  # (context, expected value, members): the empty group first
-        for c, expected in ((EMPTY, 0), (FULL, 1)):
+        for c, expected in ((0, 0), (full, 1)):
             members = [i for i, ci in enumerate(ctx) if ci == c]
             if members:
                 groups.append((c, expected, members))
-        others = [i for i, ci in enumerate(ctx) if ci not in (EMPTY, FULL)]
+        others = [i for i, ci in enumerate(ctx) if ci not in (0, full)]
         out = [0] * len(front)
         flags = []
         for c, expected, members in groups:
-            q = kt_q(n1[c], n[c])
+            q = q_of(c)
             surprise = q if expected == 0 else P - q
             flag = None if vals is None else int(any(vals[i] != expected for i in members))
             flags.append(code(flag, min(len(members) * surprise, P - 1)))
         for i in others:
-            out[i] = code(None if vals is None else vals[i], kt_q(n1[ctx[i]], n[ctx[i]]))
+            out[i] = code(None if vals is None else vals[i], q_of(ctx[i]))
         for (c, expected, members), flag in zip(groups, flags, strict=True):
-            q = kt_q(n1[c], n[c])
+            q = q_of(c)
             for i in members:
                 out[i] = code(None if vals is None else vals[i], q) if flag else expected
         for i, c in enumerate(ctx):
             n1[c] += out[i]
             n[c] += 1
+            if backoff:
+                s1[small(c)] += out[i]
+                sn[small(c)] += 1
             cells[at[i]] = out[i]
     view = np.array(cells, dtype=bool).reshape(nx + 2, ny + 3, nz + 3)
     return view[2:, 2 : 2 + ny, 2 : 2 + nz].copy()
 
 
-def ref_encode(grid: np.ndarray) -> list[int]:
+def ref_encode(grid: np.ndarray, model: int = 1) -> list[int]:
     enc = RefEncoder()
-    run_model(grid.shape, enc.code, grid)
+    run_model(grid.shape, enc.code, grid, model)
     return enc.finish()
 
 
-def ref_decode(words: list[int], shape: tuple[int, int, int]) -> np.ndarray:
-    return run_model(shape, RefDecoder(words).code, None)
+def ref_decode(words: list[int], shape: tuple[int, int, int], model: int = 1) -> np.ndarray:
+    return run_model(shape, RefDecoder(words).code, None, model)
 
 
 # ------------------------------------------------------------------ grids
@@ -291,6 +337,10 @@ COLUMN = np.array([[[0, 0, 0, 0, 0, 0, 1, 1, 1, 1]]], dtype=bool)
 COLUMN_WORDS = [0x39B1D9FD]
 COLUMN_Q = [8388608, 4194304, 2796203, 2097152, 1677722, 1398101, 1198373, 1198373,
             8388608, 8388608, 12582912]
+#: Section 8.3's: the same column under model 2 (the backoff prior).
+COLUMN2_WORDS = [0x57A533CE]
+COLUMN2_Q = [8388608, 2796203, 1398102, 838861, 559241, 399457, 299593, 299593,
+             8388608, 12582912, 14913081]
 
 #: Section 9's coder vectors, recorded from constriction 0.5.0's RangeEncoder with
 #: Bernoulli(perfect=False) at p = q / 2**24: (symbols, q, words, the rare paths taken).
@@ -311,21 +361,28 @@ def _words(data: bytes) -> list[int]:
     return [int(w) for w in np.frombuffer(payload, dtype="<u4")]
 
 
+#: Every model the reference knows; each grid is coded under each.
+MODEL_IDS = sorted(REF_MODELS)
+CASES = [(name, m) for m in MODEL_IDS for name in GRIDS]
+
+
 @pytest.fixture(scope="module")
-def streams() -> dict[str, bytes]:
-    return {name: encode_grid(g) for name, g in GRIDS.items()}
+def streams() -> dict[tuple[str, int], bytes]:
+    return {(name, m): encode_grid(GRIDS[name], m) for name, m in CASES}
 
 
 # ------------------------------------------------------------------ tests
 
 
-@pytest.mark.parametrize("name", list(GRIDS))
-def test_reference_decoder_reads_ctxgrid(streams: dict[str, bytes], name: str) -> None:
-    data = streams[name]
-    _, _, _, nx, ny, nz, _ = HEADER.unpack_from(data)
+@pytest.mark.parametrize(("name", "model"), CASES)
+def test_reference_decoder_reads_ctxgrid(streams: dict[tuple[str, int], bytes], name: str,
+                                         model: int) -> None:
+    data = streams[name, model]
+    _, _, model_id, nx, ny, nz, _ = HEADER.unpack_from(data)
+    assert model_id == model
     words = _words(data)
     dec = RefDecoder(words)
-    back = run_model((nx, ny, nz), dec.code, None)
+    back = run_model((nx, ny, nz), dec.code, None, model)
     assert back.shape == GRIDS[name].shape
     np.testing.assert_array_equal(back, GRIDS[name])
     # Section 5.4: the decoder read one word past the end, or exactly to it when the flush
@@ -333,9 +390,10 @@ def test_reference_decoder_reads_ctxgrid(streams: dict[str, bytes], name: str) -
     assert dec.pos == len(words) + 1 or (dec.pos == len(words) and words[-1] == 0)
 
 
-@pytest.mark.parametrize("name", list(GRIDS))
-def test_reference_encoder_writes_the_same_words(streams: dict[str, bytes], name: str) -> None:
-    assert ref_encode(GRIDS[name]) == _words(streams[name])
+@pytest.mark.parametrize(("name", "model"), CASES)
+def test_reference_encoder_writes_the_same_words(streams: dict[tuple[str, int], bytes],
+                                                 name: str, model: int) -> None:
+    assert ref_encode(GRIDS[name], model) == _words(streams[name, model])
 
 
 def test_reference_encoder_exercises_the_rare_paths() -> None:
@@ -344,7 +402,7 @@ def test_reference_encoder_exercises_the_rare_paths() -> None:
     # 2**64 with lower >= 2**64 - 2**32, about 2**-32 per word: the coder vectors cover those.)
     PATHS.clear()
     for g in GRIDS.values():
-        ref_encode(g)
+        ref_encode(g, 1)
     for path in ("held", "carry", "flush held", "flush zero"):
         assert PATHS[path] > 0, f"no grid takes the encoder path {path!r}: {dict(PATHS)}"
 
@@ -363,7 +421,8 @@ def test_coder_vectors(index: int) -> None:
     assert dec.pos == len(words) + (words[-1] != 0)
 
 
-def _trace(words: list[int], shape: tuple[int, int, int]) -> list[tuple[int, int]]:
+def _trace(words: list[int], shape: tuple[int, int, int], model: int = 1
+           ) -> list[tuple[int, int]]:
     seen: list[tuple[int, int]] = []
     dec = RefDecoder(words)
 
@@ -372,25 +431,35 @@ def _trace(words: list[int], shape: tuple[int, int, int]) -> list[tuple[int, int
         seen.append((out, q))
         return out
 
-    run_model(shape, spy, None)
+    run_model(shape, spy, None, model)
     return seen
 
 
 def test_worked_examples() -> None:
     g = GRIDS["2x2x2-example"]
-    assert _words(encode_grid(g)) == EXAMPLE_WORDS == ref_encode(g)
+    assert _words(encode_grid(g, 1)) == EXAMPLE_WORDS == ref_encode(g)
     assert _trace(EXAMPLE_WORDS, g.shape) == [(b, P // 2) for b in EXAMPLE_SYMBOLS]
-    assert _words(encode_grid(COLUMN)) == COLUMN_WORDS == ref_encode(COLUMN)
+    assert _words(encode_grid(COLUMN, 1)) == COLUMN_WORDS == ref_encode(COLUMN)
     trace = _trace(COLUMN_WORDS, COLUMN.shape)
     assert [q for _, q in trace] == COLUMN_Q
     assert [b for b, _ in trace] == [0] * 6 + [1] * 5
     assert [split(q) for q in (1, P // 2, P - 1)] == [P - 2, P // 2, 1]
+    # Model 2: the same column, the same symbols, other probabilities (section 8.3); the
+    # 2x2x2 grid codes to the same word (all its probabilities are 1/2 under both).
+    assert _words(encode_grid(COLUMN, 2)) == COLUMN2_WORDS == ref_encode(COLUMN, 2)
+    trace = _trace(COLUMN2_WORDS, COLUMN.shape, 2)
+    assert [q for _, q in trace] == COLUMN2_Q
+    assert [b for b, _ in trace] == [0] * 6 + [1] * 5
+    assert _words(encode_grid(g, 2)) == EXAMPLE_WORDS == ref_encode(g, 2)
 
 
 def test_spec_and_this_file_agree() -> None:
     spec = (Path(__file__).resolve().parent.parent / "formats" / "ctx-grid.md").read_text()
     assert NEIGHBOURS == NEIGHBOURS_12 and P == PROB_ONE  # ctxgrid's public constants
-    for w in EXAMPLE_WORDS + COLUMN_WORDS:
+    assert NEIGHBOURS_2 == NEIGHBOURS_16 and BACKOFF == BACKOFF_8
+    assert set(REF_MODELS) == set(MODELS) and MODELS[2].backoff_weight == WEIGHT
+    assert all(str(q) in spec for q in COLUMN2_Q)
+    for w in EXAMPLE_WORDS + COLUMN_WORDS + COLUMN2_WORDS:
         assert f"0x{w:08X}" in spec
     for _, _, words, _ in CODER_VECTORS:
         assert " ".join(f"{w:08X}" for w in words) in spec
@@ -407,9 +476,10 @@ def test_decoders_agree_on_a_corrupt_payload() -> None:
         decode_grid(data)
 
 
-def test_missing_words_read_as_zero(streams: dict[str, bytes]) -> None:
+def test_missing_words_read_as_zero(streams: dict[tuple[str, int], bytes]) -> None:
     # Section 5.4: the flush's trailing zero word is redundant for a reader.
-    for name, data in streams.items():
+    for (name, model), data in streams.items():
         words = _words(data)
         if words and words[-1] == 0:
-            np.testing.assert_array_equal(ref_decode(words[:-1], GRIDS[name].shape), GRIDS[name])
+            np.testing.assert_array_equal(ref_decode(words[:-1], GRIDS[name].shape, model),
+                                          GRIDS[name])

@@ -88,7 +88,7 @@ def spec_read(data: bytes) -> dict[str, Any]:
     pos += struct.calcsize(fmt)
     model = data[pos]
     pos += 1
-    if model != 1:
+    if model not in (1, 2):
         raise SpecError("VersionError", f"model {model}")
     words, pos = _varint(data, pos, end)
     if pos + 4 * words > end:
@@ -99,7 +99,7 @@ def spec_read(data: bytes) -> dict[str, Any]:
         raise SpecError("FormatError", "bytes after the payload")
     coded = [struct.unpack_from("<I", payload, 4 * i)[0] for i in range(words)]
     return {"shape": shape, "center": center, "scale": scale, "fill": flags & 3,
-            "grid": REF.ref_decode(coded, shape)}
+            "model": model, "grid": REF.ref_decode(coded, shape, model)}
 
 
 def spec_resample(grid: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -135,6 +135,7 @@ def test_spec_reader_decodes_vectors(name: str) -> None:
     rec = INDEX["valid"][name]
     got = spec_read(_bytes(name))
     assert list(got["shape"]) == rec["shape"] and _sha(got["grid"]) == rec["grid_sha256"]
+    assert got["model"] == rec["model"]
     for r, want in rec.get("resolutions", {}).items():
         m = max(got["shape"])
         shape = tuple(max(1, round(n * int(r) / m)) for n in got["shape"])
@@ -151,6 +152,19 @@ def test_invalid_vectors_are_refused(name: str) -> None:
     assert info.value.kind == rec["error"]
 
 
+def test_make_vectors_reproduces_the_grid_vectors_byte_for_byte() -> None:
+    """The published model-1 files and model 2's come out the same from the script (no zstd,
+    no training: the bytes depend only on the coder)."""
+    from test_format_v2_vectors import _load
+
+    files, index = _load("make_vectors", ROOT / "formats" / "make_vectors.py").build_v2_grid()
+    assert sorted(files) == sorted(p.name for p in VECTORS.glob("*.occ"))
+    for name, data in files.items():
+        assert data == (VECTORS / name).read_bytes(), name
+    assert index == INDEX
+    assert {rec["model"] for rec in INDEX["valid"].values()} == {1, 2}
+
+
 def test_format_layer_knows_the_coders_models() -> None:
     from occcodec.coding import ctxgrid
     from occcodec.format import v2
@@ -163,7 +177,7 @@ def _grid_file(grid: np.ndarray, meta: dict[str, Any] | None = None) -> bytes:
     from occcodec.format import v2
 
     header = v2.LeanHeader(tuple(grid.shape), (1.0, 2.0, -3.0), 0.5, "given", None,
-                           grid_model=1)
+                           grid_model=ctxgrid.DEFAULT_MODEL)
     words = ctxgrid.encode_words(grid)
     data = v2.pack(header, words, meta)
     assert len(data) == v2.overhead(header, meta, len(words)) + len(words)

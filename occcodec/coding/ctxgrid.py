@@ -1,9 +1,9 @@
 """ctx-grid: a voxel grid coded losslessly by an adaptive binary arithmetic coder.
 
 Every voxel is coded with an adaptive Bernoulli model chosen by its *context*, the occupancy
-of 12 causal neighbours. The coder is constriction's range coder (``queue.RangeEncoder``),
-which decodes in the order it encodes, so that whole groups of voxels are modelled and coded
-by one vectorized call each. Needs numpy and constriction only.
+of 12 (model 1) or 16 (model 2) causal neighbours. The coder is constriction's range coder
+(``queue.RangeEncoder``), which decodes in the order it encodes, so that whole groups of
+voxels are modelled and coded by one vectorized call each. Needs numpy and constriction only.
 
 Stream layout (all integers little-endian)
 ------------------------------------------
@@ -12,7 +12,7 @@ offset bytes  field
 ====== ====== ==========================================================================
 0      2      magic ``b"CG"``
 2      1      version, 1
-3      1      model id (the table :data:`MODELS`; 1 is the only one)
+3      1      model id (the table :data:`MODELS`: 1 or 2; new streams use 2)
 4      6      shape: 3 x uint16, (nx, ny, nz), each 1..1024
 10     4      CRC-32 (zlib) of the payload
 14     4k     payload: the range coder's uint32 words
@@ -56,6 +56,16 @@ in the empty context, a 0 in the full one; the expected values are 0 and 1), wit
 flag is 1 are that group's voxels coded one by one. This costs about what coding each voxel
 would, and turns most voxels into O(1) coder work per wavefront: 95.9 % of the voxels
 (90.2 % at least) of the 24 shared meshes at 128^3 have a uniform context.
+
+*Model 2* differs in two places only. Its context has 16 bits: the 12 above, then
+``(1,1,1) (1,-1,1) (1,1,-1) (2,1,0)`` (:data:`NEIGHBOURS_16`; the full context is 65535).
+And a context's probability starts from a coarser estimate: the *backoff context*
+``s(c)``, bit ``j`` = bit ``BACKOFF_8[j]`` of ``c`` (0..255), has its own counts
+``m1, m`` (updated with the same voxels), ``qs = ((2 m1 + 1) P + m + 1) // (2m + 2)``
+(not clipped), and ``q[c] = clip((n1 P + 2 qs + (n + 2) // 2) // (n + 2), 1, P - 1)``:
+the backoff's estimate counted as two observations. On the 24 shared meshes at 128^3
+this makes the payloads 11 % smaller in all than model 1's, and 6.5 % at the median
+(16 neighbours without the backoff are 1 % *larger*: too many contexts to learn).
 
 *Symbol order in a wavefront.* One batch: the empty-context flag (if that group is not
 empty), the full-context flag (likewise), then every other voxel in wavefront order. Then,
@@ -123,7 +133,7 @@ class Model:
 
 
 #: Model 2's 16 neighbours: model 1's 12, then four more in the two slices before.
-NEIGHBOURS_16: tuple[Offset, ...] = NEIGHBOURS_12 + ((1, 1, 1), (1, -1, 1), (1, 1, -1), (2, 1, 0))
+NEIGHBOURS_16: tuple[Offset, ...] = (*NEIGHBOURS_12, (1, 1, 1), (1, -1, 1), (1, 1, -1), (2, 1, 0))
 
 #: Model 2's backoff context: the bits of the 16-bit context it reads, in order (the three
 #: face neighbours, then five more of the nearest).
@@ -211,7 +221,9 @@ class _Counts:
         if self.k:
             c = np.arange(contexts)
             # sidx[c]: the backoff context of context c (bit j = bit backoff[j] of c).
-            self.sidx = sum(((c >> b) & 1) << j for j, b in enumerate(model.backoff))
+            self.sidx = np.zeros(contexts, dtype=np.intp)
+            for j, b in enumerate(model.backoff):
+                self.sidx |= ((c >> b) & 1) << j
             self.s1 = np.zeros(1 << len(model.backoff), dtype=np.int64)
             self.stot = np.zeros(1 << len(model.backoff), dtype=np.int64)
 
