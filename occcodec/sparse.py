@@ -92,13 +92,10 @@ points evaluated) is checked against the ``work`` limit as it grows.
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import ctypes
 import functools
-import itertools
 import math
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,8 +117,6 @@ EVAL_CHUNK = 1 << 12
 EPS = 1e-3
 #: Upper bounds of |f'| for the hidden activations (swish peaks at 1.0998 near x = 2.4).
 ACTIVATION_LIPSCHITZ = {"relu": 1.0, "elu": 1.0, "swish": 1.1}
-#: Most threads :func:`decode_threads` uses by default.
-MAX_THREADS = 8
 #: Block edge in voxels: below it the refinement runs per block on (B+1)^3 arrays, and
 #: marching cubes works on blocks.
 BLOCK = 8
@@ -136,21 +131,6 @@ _NEW_POINTS = [tuple(int(v) for v in p) for p in np.indices((3, 3, 3)).reshape(3
 _CORNERS = [tuple(int(v) for v in p) for p in np.indices((2, 2, 2)).reshape(3, -1).T]
 
 RULES = ("margin", "lipschitz")
-
-
-def decode_threads() -> int:
-    """Threads that evaluate the network: the CPUs this process may use, at most
-    :data:`MAX_THREADS` (``OCCCODEC_DECODE_THREADS`` overrides). numpy's products and
-    element-wise loops release the GIL, so threads split the points; each computes whole
-    chunks exactly as one thread would, so the logits do not depend on the count."""
-    env = os.environ.get("OCCCODEC_DECODE_THREADS", "")
-    if env.strip().isdigit() and int(env) > 0:
-        return int(env)
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(MAX_THREADS, cpus))
 
 
 def default_stride(shape: Sequence[int]) -> int:
@@ -227,9 +207,8 @@ class _Evaluator:
     """
 
     def __init__(self, arch: Arch, weights: Weights, shape: tuple[int, int, int],
-                 lattice: Sequence[int], threads: int | None = None) -> None:
+                 lattice: Sequence[int]) -> None:
         self.arch, self.weights = arch, weights
-        self.threads = decode_threads() if threads is None else max(1, int(threads))
         self.label = f"decoding {'x'.join(map(str, shape))} voxels"
         kernel0, self.bias0 = weights[0]
         inside = network._axis_terms(arch, kernel0, frame.axis_coords(shape))
@@ -261,35 +240,16 @@ class _Evaluator:
         limits.check("work", (self.count + total) * self.arch.params, self.label,
                      "or decode at a lower --resolution")
         out = np.empty(total, dtype=np.float32)
-        chunk = min(EVAL_CHUNK, max(total, 2))
-        # Whole chunks per thread: every chunk is computed exactly as by one thread.
-        chunks = -(-total // chunk)
-        workers = min(self.threads, chunks // 2) if chunks >= 4 else 1
-        if workers <= 1:
-            self._run(ux, uy, uz, out, chunk, 0, total)
-        else:
-            cuts = [total if i == workers else min(total, (chunks * i // workers) * chunk)
-                    for i in range(workers + 1)]
-            with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-                jobs = [pool.submit(self._run, ux, uy, uz, out, chunk, lo, hi)
-                        for lo, hi in itertools.pairwise(cuts)]
-                for job in jobs:
-                    job.result()
+        with _one_blas_thread():
+            self._run(ux, uy, uz, out)
         self.count += total
         return out
 
-    def _run(self, ux: np.ndarray, uy: np.ndarray, uz: np.ndarray, out: np.ndarray,
-             chunk: int, first: int, end: int) -> None:
-        """Rows ``first .. end - 1`` of ``out`` (``first`` a multiple of ``chunk``), with
-        single-threaded BLAS and this call's own buffers (so that threads can share ``out``)."""
-        with _one_blas_thread():
-            self._rows(ux, uy, uz, out, chunk, first, end)
-
-    def _rows(self, ux: np.ndarray, uy: np.ndarray, uz: np.ndarray, out: np.ndarray,
-              chunk: int, first: int, end: int) -> None:
-        total = end
+    def _run(self, ux: np.ndarray, uy: np.ndarray, uz: np.ndarray, out: np.ndarray) -> None:
+        total = len(ux)
         tx, ty, tz = self.tables
         layers = self.arch.layers
+        chunk = min(EVAL_CHUNK, max(total, 2))
         # preallocated buffers: fresh temporaries of this size are mmap'd and page-faulted
         # on every call, which cost as much as the arithmetic (measured)
         width = [tx.shape[1], *(k.shape[1] for k, _ in self.weights[1:-1])]
@@ -300,7 +260,7 @@ class _Evaluator:
         scratch = np.empty(chunk * max(width), dtype=np.float32)
         kernel_out, bias_out = self.weights[-1]
         res = np.empty((chunk, 1), dtype=np.float32)
-        for start in range(first, total, chunk):
+        for start in range(0, total, chunk):
             stop = min(start + chunk, total)
             m = stop - start
             cx, cy, cz = ux[start:stop], uy[start:stop], uz[start:stop]

@@ -335,27 +335,3 @@ def test_flood_follows_the_surface_across_a_block_face() -> None:
     assert refined[1, 0, 0, 0] and refined.sum() >= 1
     assert z2[1, 0, 1, 1] == np.float32(0.5)  # copied, not evaluated again
     assert np.isfinite(z2[1, :3, :3, :3]).all() and count == 18
-
-
-@pytest.mark.parametrize("threads", [2, 3])
-def test_threads_give_the_same_logits_bit_for_bit(threads: int) -> None:
-    # Each thread computes whole chunks exactly as one thread does, so the logits (and the
-    # voxels and meshes made from them) do not depend on the thread count.
-    arch, weights = smooth_blob()
-    shape = (64, 64, 64)
-    rng = np.random.default_rng(9)
-    n = 5 * sparse.EVAL_CHUNK + 123  # uneven: the last chunk is short
-    u = [rng.integers(0, 66, n) for _ in range(3)]
-    one = sparse._Evaluator(arch, weights, shape, [65, 65, 65], threads=1)
-    many = sparse._Evaluator(arch, weights, shape, [65, 65, 65], threads=threads)
-    want = one(*u)
-    got = many(*u)
-    np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32))
-    assert one.count == many.count == n
-
-
-def test_decode_threads_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OCCCODEC_DECODE_THREADS", "3")
-    assert sparse.decode_threads() == 3
-    monkeypatch.setenv("OCCCODEC_DECODE_THREADS", "zero")
-    assert 1 <= sparse.decode_threads() <= sparse.MAX_THREADS
