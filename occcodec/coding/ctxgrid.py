@@ -64,8 +64,9 @@ And a context's probability starts from a coarser estimate: the *backoff context
 ``m1, m`` (updated with the same voxels), ``qs = ((2 m1 + 1) P + m + 1) // (2m + 2)``
 (not clipped), and ``q[c] = clip((n1 P + 2 qs + (n + 2) // 2) // (n + 2), 1, P - 1)``:
 the backoff's estimate counted as two observations. On the 24 shared meshes at 128^3
-this makes the payloads 11 % smaller in all than model 1's, and 6.5 % at the median
-(16 neighbours without the backoff are 1 % *larger*: too many contexts to learn).
+this makes the payloads 11 % smaller in all than model 1's (9.4 % for the median shape;
+at 512^3 on five of them, 16 % in all); 16 neighbours without the backoff are 1 %
+*larger* at 128^3: too many contexts to learn.
 
 *Symbol order in a wavefront.* One batch: the empty-context flag (if that group is not
 empty), the full-context flag (likewise), then every other voxel in wavefront order. Then,
@@ -140,8 +141,9 @@ NEIGHBOURS_16: tuple[Offset, ...] = (*NEIGHBOURS_12, (1, 1, 1), (1, -1, 1), (1, 
 BACKOFF_8: tuple[int, ...] = (0, 3, 6, 2, 4, 9, 7, 8)
 
 #: Context models by the id written in the header. Model 2 (16 neighbours with a backoff
-#: prior) makes the 24 shared meshes' 128^3 grids 11 % smaller in all than model 1 (median
-#: 6.5 %; ``tests/benchmarks/ctxgrid_models.py``); model 1 stays for the files that use it.
+#: prior) makes the 24 shared meshes' 128^3 grids 11 % smaller in all than model 1 (9.4 %
+#: for the median shape; ``tests/benchmarks/ctxgrid_models.py``); model 1 stays for the
+#: files that use it.
 MODELS: dict[int, Model] = {1: Model(1, NEIGHBOURS_12),
                             2: Model(2, NEIGHBOURS_16, backoff=BACKOFF_8, backoff_weight=2)}
 #: The model new files use.
@@ -245,9 +247,10 @@ class _Counts:
 
     def add(self, ctx: np.ndarray, sym: np.ndarray) -> None:
         """Count the symbols ``sym`` seen in contexts ``ctx``."""
-        self._add(self.n1, self.tot, ctx.astype(np.intp), sym)
+        idx = ctx.astype(np.intp)
+        self._add(self.n1, self.tot, idx, sym)
         if self.k:
-            self._add(self.s1, self.stot, self.sidx[ctx.astype(np.intp)], sym)
+            self._add(self.s1, self.stot, self.sidx[idx], sym)
 
     @staticmethod
     def _add(n1: np.ndarray, tot: np.ndarray, ctx: np.ndarray, sym: np.ndarray) -> None:
