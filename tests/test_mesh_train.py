@@ -113,13 +113,12 @@ def test_voxel_input_bytes_unchanged() -> None:
     # The same input and seed give the same file (on any versions) ...
     assert occcodec.encode(blob, preset="fast", threads=1, quant="fp16") == data
     # ... and, on the versions a hash was recorded with, the bytes they gave before.
-    import numpy
     import tensorflow as tf
 
-    want = BLOB_FAST_SHA256.get((tf.__version__, numpy.__version__))
+    want = BLOB_FAST_SHA256.get((tf.__version__, np.__version__))
     if want is None:
         pytest.skip(f"no bytes recorded for TensorFlow {tf.__version__} with numpy "
-                    f"{numpy.__version__} (encoding is deterministic there: checked above)")
+                    f"{np.__version__} (encoding is deterministic there: checked above)")
     assert hashlib.sha256(data).hexdigest() == want
 
 
