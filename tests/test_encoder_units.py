@@ -183,6 +183,7 @@ def test_every_preset_builds(name: str) -> None:
             budget.subsample, budget.end_bias, budget.acc_weight, budget.max_params) == (
         p.rounds, p.per_round, p.search_epochs, p.encodings, p.search_lr, p.subsample,
         p.end_bias, p.acc_weight, p.max_params)
+    assert budget.batch == p.batch  # the candidates' fits use the preset's batch
     assert pipeline.search_budget(p, max_params=500).max_params == 500
     opts = EncodeOptions(preset=name, threads=1).resolved()
     assert opts.preset == name and opts.record()["preset"] == name
@@ -198,6 +199,24 @@ def test_preset_fields_by_name() -> None:
     assert fast.final_epochs < default.final_epochs < paper.final_epochs
     assert default.retry_below == 0.97 and fast.retry_below is None
     assert default.encodings == (0, 2, 4, 6) and fast.encodings == (0, 4)
+    # ours train on batches of 1,024 (more Adam steps a pass); the paper keeps its 16,384
+    assert fast.batch == default.batch == 1024 and paper.batch == 16384
+
+
+@pytest.mark.parametrize(("name", "edge", "mesh", "fine"), [
+    ("default", 512, True, True), ("default", 256, True, True),
+    ("default", 255, True, False), ("default", 128, True, False),
+    ("default", 512, False, False),  # a voxel input keeps the preset's own target
+    ("fast", 512, True, False), ("paper", 1024, True, False)])
+def test_fine_resolution_target(name: str, edge: int, mesh: bool, fine: bool) -> None:
+    p = PRESETS[name]
+    got = presets.preset_for(p, edge, mesh)
+    if not fine:
+        assert got is p
+        return
+    assert got.target_iou == 0.99 and got.lowbit_max_params is None
+    assert dataclasses.replace(got, target_iou=p.target_iou,
+                               lowbit_max_params=p.lowbit_max_params) == p
 
 
 def test_presets_and_options_are_keyword_only() -> None:

@@ -61,15 +61,15 @@ def test_plans_sorted_by_size_and_within_cap() -> None:
         bit_pairs("fp16")
 
 
-@pytest.mark.parametrize("first_pass", range(6))  # index of the smallest passing plan
+@pytest.mark.parametrize("first_pass", range(7))  # index of the smallest passing plan
 def test_smallest_passing_is_found_by_bisection(first_pass: int) -> None:
-    ious = [0.90 + 0.01 * i for i in range(5)]
-    target = ious[first_pass] if first_pass < 5 else 0.999
+    ious = [0.90 + 0.01 * i for i in range(6)]
+    target = ious[first_pass] if first_pass < 6 else 0.999
     ladder = plans(SMALL, BIT_PAIRS, _size)
     ev = Scored(_table(SMALL, ious))
     passing, trials = smallest_passing(ladder, ev, target)
-    assert len(ev.calls) <= 3  # 5 plans: at most ceil(log2(6)) QAT runs
-    if first_pass == 5:
+    assert len(ev.calls) <= 3  # 6 plans: at most ceil(log2(7)) QAT runs
+    if first_pass == 6:
         assert passing is None
     else:
         assert passing is not None and passing.plan == ladder[first_pass]
@@ -78,8 +78,8 @@ def test_smallest_passing_is_found_by_bisection(first_pass: int) -> None:
 
 def test_target_picks_smallest_passing_candidate_and_steps_up() -> None:
     # the small network never reaches 0.99; the large one first does at its third plan
-    table = {**_table(SMALL, [0.95, 0.96, 0.97, 0.975, 0.98]),
-             **_table(LARGE, [0.985, 0.988, 0.991, 0.993, 0.995])}
+    table = {**_table(SMALL, [0.95, 0.96, 0.97, 0.975, 0.98, 0.98]),
+             **_table(LARGE, [0.985, 0.988, 0.991, 0.993, 0.995, 0.996])}
     ev = Scored(table)
     out = control([SMALL, LARGE], BIT_PAIRS, _size, ev, target=0.99)
     assert out.reached and not out.note
@@ -97,9 +97,9 @@ def test_target_picks_smallest_passing_candidate_and_steps_up() -> None:
 def test_room_above_target_tries_a_smaller_network_first(small_reaches: bool) -> None:
     # LARGE clears 0.97 easily; SMALL, offered by shrink(), reaches it at its second plan
     # (or never): its file is written, else LARGE's own smallest passing plan
-    small_ious = [0.965, 0.972, 0.975, 0.98, 0.985] if small_reaches else [0.9] * 5
+    small_ious = [0.965, 0.972, 0.975, 0.98, 0.985, 0.99] if small_reaches else [0.9] * 6
     table = {**_table(SMALL, small_ious),
-             **_table(LARGE, [0.975, 0.98, 0.985, 0.99, 0.995])}
+             **_table(LARGE, [0.975, 0.98, 0.985, 0.99, 0.995, 0.997])}
     asked: list[tuple[str, float]] = []
 
     def shrink(arch, top):
@@ -126,9 +126,9 @@ def test_room_above_target_tries_a_smaller_network_first(small_reaches: bool) ->
 
 @pytest.mark.parametrize("small_reaches", [True, False])
 def test_a_first_network_spares_the_picks_training(small_reaches: bool) -> None:
-    table = {**_table(SMALL, [0.965, 0.972, 0.975, 0.98, 0.985] if small_reaches
-                      else [0.9] * 5),
-             **_table(LARGE, [0.975, 0.98, 0.985, 0.99, 0.995])}
+    table = {**_table(SMALL, [0.965, 0.972, 0.975, 0.98, 0.985, 0.99] if small_reaches
+                      else [0.9] * 6),
+             **_table(LARGE, [0.975, 0.98, 0.985, 0.99, 0.995, 0.997])}
     fitted: list[str] = []
 
     def ceiling(a):
@@ -162,8 +162,8 @@ def test_smaller_start_is_the_most_accurate_small_candidate() -> None:
 
 
 def test_unreachable_target_gives_closest_and_one_line() -> None:
-    table = {**_table(SMALL, [0.95, 0.96, 0.97, 0.975, 0.98]),
-             **_table(LARGE, [0.96, 0.97, 0.975, 0.978, 0.979])}
+    table = {**_table(SMALL, [0.95, 0.96, 0.97, 0.975, 0.98, 0.98]),
+             **_table(LARGE, [0.96, 0.97, 0.975, 0.978, 0.979, 0.979])}
     out = control([SMALL, LARGE], BIT_PAIRS, _size, Scored(table), target=0.99)
     assert not out.reached
     best = max(out.trials, key=lambda t: t.iou)
@@ -174,8 +174,8 @@ def test_unreachable_target_gives_closest_and_one_line() -> None:
 
 @pytest.mark.parametrize("cap", [300, 420, 520, 700, 5000])
 def test_max_bytes_is_never_exceeded(cap: int) -> None:
-    table = {**_table(SMALL, [0.95, 0.96, 0.97, 0.975, 0.98]),
-             **_table(LARGE, [0.96, 0.97, 0.975, 0.978, 0.99])}
+    table = {**_table(SMALL, [0.95, 0.96, 0.97, 0.975, 0.98, 0.98]),
+             **_table(LARGE, [0.96, 0.97, 0.975, 0.978, 0.99, 0.995])}
     fitting = [p for a in (LARGE, SMALL) for p in plans(a, BIT_PAIRS, _size, cap)]
     for target in (None, 0.97, 0.999):
         ev = Scored(table)
@@ -237,7 +237,7 @@ def test_written_size_is_the_predicted_one(encoder, laddered) -> None:
     from occcodec.format import v2
 
     res = laddered
-    assert 1 <= len(res.header["trials"]) <= 3  # bisection over 5 pairs
+    assert 1 <= len(res.header["trials"]) <= 3  # bisection over 6 pairs
     assert any(t["bytes"] == len(res.data) for t in res.header["trials"])
     header, _payload, meta, _ = v2.unpack(res.data)
     assert list(header.weights.bits) == res.header["bits"]
@@ -249,6 +249,21 @@ def test_written_size_is_the_predicted_one(encoder, laddered) -> None:
     grid = _ball()
     iou = np.count_nonzero(got & grid) / np.count_nonzero(got | grid)
     assert iou == pytest.approx(res.header["metrics"]["iou"], abs=1e-6)
+
+
+def test_fits_use_the_presets_batch(encoder, monkeypatch) -> None:
+    from occcodec.encoder import train
+
+    seen: list[int] = []
+    real = train.train
+
+    def spy(*args, **kw):
+        seen.append(kw["batch"])
+        return real(*args, **kw)
+
+    monkeypatch.setattr(train, "train", spy)
+    _enc(encoder)  # fast: one float fit, one QAT run at 8+4
+    assert seen == [1024, 1024]  # the largest batch (this small set's is smaller)
 
 
 def test_strip_and_explicit_bits(encoder) -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from occcodec import __version__
-from occcodec.encoder.presets import PRESETS, EncodeOptions, Preset, default_threads
+from occcodec.encoder.presets import PRESETS, EncodeOptions, Preset, default_threads, preset_for
 from occcodec.encoder.rate import is_lowbit
 from occcodec.encoder.rescue import FAIL_IOU, rescue
 from occcodec.errors import UsageError
@@ -76,7 +76,7 @@ def search_budget(preset: Preset, max_params: int | None = None,
         lr=preset.search_lr, subsample=preset.subsample, end_bias=preset.end_bias,
         acc_weight=preset.acc_weight, reward_accuracy=preset.reward_accuracy,
         controller=preset.controller, weight_sharing=preset.weight_sharing,
-        size_bytes=size_bytes)
+        size_bytes=size_bytes, batch=preset.batch)
 
 
 #: Scores decoded (float32) weights the way the file will be judged: ``(arch, weights,
@@ -255,7 +255,8 @@ def encode_shape(shape: Shape, source_sha256: bytes, options: EncodeOptions,
     """
     progress = progress or Progress()
     opts = options.resolved()
-    preset = PRESETS[opts.preset]
+    preset = preset_for(PRESETS[opts.preset], max(shape.grid_frame.shape),
+                        shape.mesh is not None)
     t0 = time.perf_counter() if started is None else started
     grid = np.asarray(shape.occupancy, dtype=bool)
     if shape.fill_note:
@@ -361,6 +362,7 @@ def encode_shape(shape: Shape, source_sha256: bytes, options: EncodeOptions,
         epochs = epochs or preset.final_epochs
         progress.stage("train", epochs)
         trained = tr.train(net, weights, samples, epochs, rng, lr=preset.final_lr,
+                           batch=preset.batch,
                            keep_best=True, on_epoch=epoch_hook, final_lr=preset.final_lr_end)
         progress.stage("quantize")
         stored = quantize(trained.weights, opts.quant)

@@ -79,7 +79,7 @@ def measure(arch: Arch, raw: bytes, bits: Sequence[int], grid: np.ndarray,
 
 def finetune(arch: Arch, weights: Weights, samples: Samples, bits: Sequence[int], epochs: int,
              rng: np.random.Generator, lr: float = 1e-3, final_lr: float = 1e-4,
-             bias_bits: int = lowbit.BIAS_BITS) -> tr.TrainResult:
+             bias_bits: int = lowbit.BIAS_BITS, batch: int = 16384) -> tr.TrainResult:
     """``epochs`` of quantization-aware training from ``weights``; the best checkpoint by
     quantized validation accuracy (the starting weights count as epoch 0, so the result is
     never worse on validation than post-training quantization)."""
@@ -87,7 +87,7 @@ def finetune(arch: Arch, weights: Weights, samples: Samples, bits: Sequence[int]
     start = tr.Trainer(arch, weights, layer_fn=fn)
     start_acc = start.accuracy(samples.val_x, samples.val_y)
     res = tr.train(arch, weights, samples, epochs, rng, lr=lr, keep_best=True,
-                   final_lr=final_lr, layer_fn=fn)
+                   final_lr=final_lr, layer_fn=fn, batch=batch)
     if start_acc >= res.best_val_acc:
         return tr.TrainResult([(k.copy(), b.copy()) for k, b in weights], start_acc, epochs)
     return res

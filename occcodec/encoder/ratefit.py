@@ -148,7 +148,8 @@ def run(starts: Sequence[Start], samples: Samples, score: Score, preset: Preset,
         if key not in floats:
             progress.stage("train", preset.final_epochs)
             res = tr.train(arch, by_key[key].weights, samples, preset.final_epochs, rng,
-                           lr=preset.final_lr, keep_best=True, on_epoch=epoch_hook,
+                           lr=preset.final_lr, keep_best=True, batch=preset.batch,
+                           on_epoch=epoch_hook,
                            final_lr=preset.final_lr_end)
             iou = score(arch, res.weights, False)["iou"]
             progress.note(f"{arch}: float IoU {iou * 100:.2f} %")
@@ -159,7 +160,8 @@ def run(starts: Sequence[Start], samples: Samples, score: Score, preset: Preset,
         weights, _ = float_fit(plan.arch)
         progress.stage("quantize", preset.qat_epochs)
         tuned = qat.finetune(plan.arch, weights, samples, plan.bits, preset.qat_epochs, rng,
-                             lr=preset.qat_lr, final_lr=preset.qat_lr / 10)
+                             lr=preset.qat_lr, final_lr=preset.qat_lr / 10,
+                             batch=preset.batch)
         payload = lowbit.quantize(tuned.weights, plan.bits)
         decoded = lowbit.dequantize(payload, plan.arch, plan.bits)
         metrics = score(plan.arch, decoded, False)
@@ -334,12 +336,14 @@ class Lowbit:
         """
         progress.stage("train", epochs)
         res = tr.train(arch, start, samples, epochs, rng, lr=self.preset.final_lr,
-                       keep_best=True, on_epoch=epoch_hook, final_lr=self.preset.final_lr_end)
+                       keep_best=True, batch=self.preset.batch, on_epoch=epoch_hook,
+                       final_lr=self.preset.final_lr_end)
         pairs = bit_pairs(self.opts.quant, self.preset.auto_pairs)
         bits = layer_bits(arch, max(pairs))
         progress.stage("quantize", self.preset.qat_epochs)
         tuned = qat.finetune(arch, res.weights, samples, bits, self.preset.qat_epochs, rng,
-                             lr=self.preset.qat_lr, final_lr=self.preset.qat_lr / 10)
+                             lr=self.preset.qat_lr, final_lr=self.preset.qat_lr / 10,
+                             batch=self.preset.batch)
         payload = lowbit.quantize(tuned.weights, bits)
         plan = Plan(arch, tuple(bits), self.size(arch, tuple(bits)))
         trial = self._measured(Trial(plan, 0.0, payload, {}))

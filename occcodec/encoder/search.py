@@ -401,6 +401,8 @@ class SearchBudget:
     #: The file size of a network (low-bit files): when set, the reward's size term counts
     #: these bytes (:func:`reward_bytes`) instead of parameters.
     size_bytes: Callable[[Arch], int] | None = None
+    #: Largest training batch of a candidate's fit (``Preset.batch``).
+    batch: int = 16384
 
     def reward(self, accuracy: float, arch: Arch) -> float:
         """The search reward of ``arch`` at ``accuracy`` under this budget."""
@@ -446,7 +448,7 @@ def search(samples: Samples, budget: SearchBudget, rng: np.random.Generator, see
             else:
                 history: list[float] = []
                 res = train(arch, bank.initial(arch, rng), sub, budget.epochs, rng,
-                            lr=budget.lr, keep_best=keep_best,
+                            lr=budget.lr, keep_best=keep_best, batch=budget.batch,
                             on_epoch=_recording(history, on_epoch))
                 bank.put(arch, res.weights)
                 accuracy = score(history)

@@ -77,8 +77,9 @@ def tf_activation(name: str) -> Callable[[tf.Tensor], tf.Tensor]:
 
 
 def batch_size(n_samples: int, largest: int = 16384) -> int:
-    """The paper's batch of 16384 at 128^3 (about 64 steps a pass); smaller grids get
-    proportionally smaller batches so that an epoch is still about 64 Adam steps."""
+    """``largest`` (the preset's batch; the paper's 16384 gives about 64 steps a pass at
+    128^3), or ``n_samples // 64`` for smaller sets, so that an epoch is at least about 64
+    Adam steps."""
     return int(min(largest, max(32, n_samples // 64), max(1, n_samples)))
 
 
