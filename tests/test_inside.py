@@ -10,9 +10,12 @@ import trimesh
 
 from occcodec.errors import InputError, UsageError
 from occcodec.shapes.inside import (
+    DEFAULT_MIX,
+    FINE_MIX,
     TrainingMix,
     centre_grid,
     inside,
+    mix_for,
     shell,
     training_points,
     winding,
@@ -182,6 +185,27 @@ def test_training_points_shell_and_mix() -> None:
     assert lab[:1000].mean() > 0.9 and lab[1000:].mean() < 0.2
     with pytest.raises(UsageError):
         TrainingMix(sigmas=(1.0,), surface=(0.5,), uniform=0.2).counts(10)
+
+
+def test_fine_mix_above_128_reaches_further_from_the_surface() -> None:
+    assert mix_for(16) is mix_for(128) is DEFAULT_MIX  # files up to 128^3 train as before
+    assert mix_for(129) is mix_for(512) is mix_for(1024) is FINE_MIX
+    assert sum(FINE_MIX.counts(1001)) == 1001 and FINE_MIX.uniform == DEFAULT_MIX.uniform
+    # At 512^3 the fine mix puts more points 16-64 voxels from the surface (where the
+    # default mix left floating sheets to the uniform draw), at the cost of some close ones.
+    mesh = trimesh.creation.icosphere(subdivisions=3)
+    R = 512
+    center, _, scale = mesh_frame(mesh.vertices, R)
+    voxel = 2.0 / R
+    far = {}
+    for mix in (DEFAULT_MIX, FINE_MIX):
+        pts, _ = training_points(mesh, center, scale, 20_000, np.random.default_rng(0),
+                                 resolution=R, mix=mix)
+        near = 20_000 - mix.counts(20_000)[-1]  # the surface draws come first
+        r = np.linalg.norm(center + scale * pts[:near].astype(np.float64), axis=1)
+        d = np.abs(r - 1.0) / scale / voxel  # voxels from the (nearly) unit sphere
+        far[mix] = np.count_nonzero((d > 16) & (d < 64))
+    assert far[FINE_MIX] > 2 * far[DEFAULT_MIX]
 
 
 def test_centre_grid_takes_both_paths_and_each_equals_brute_force() -> None:

@@ -32,10 +32,10 @@ from occcodec.format.arch import Arch
 from occcodec.format.network import Weights
 from occcodec.shapes.frame import index_to_normalized
 from occcodec.shapes.inside import (
-    DEFAULT_MIX,
     TruthFill,
     centre_grid,
     label_points,
+    mix_for,
     training_points,
 )
 
@@ -84,7 +84,7 @@ def mesh_samples(shape: Shape, rng: np.random.Generator, n_train: int | None = N
 
     One draw of ``n_train + n_val`` points (so the coarse labelling grid is built once),
     split at random (default counts: ``min(N_TRAIN, max(MIN_TRAIN, PER_AREA R^2))`` and a
-    fifth of that); both sets follow :data:`occcodec.shapes.inside.DEFAULT_MIX`.
+    fifth of that); both sets follow :func:`occcodec.shapes.inside.mix_for` at R.
     ``boundary`` counts the points drawn near the surface, ``interior_kept`` the uniform ones.
 
     Raises
@@ -101,11 +101,12 @@ def mesh_samples(shape: Shape, rng: np.random.Generator, n_train: int | None = N
         n_val = max(1, n_train * N_VAL // N_TRAIN) if n_val is None else n_val
     n_train = int(n_train)
     n = n_train + (N_VAL if n_val is None else int(n_val))
+    mix = mix_for(max(dims))
     x, y = training_points(mesh, shape.center, shape.scale, n, rng,
-                           fill=fill, resolution=max(dims), shape=dims)
+                           fill=fill, resolution=max(dims), shape=dims, mix=mix)
     order = rng.permutation(n)
     tr, va = order[:n_train], order[n_train:]
-    uniform = DEFAULT_MIX.counts(n)[-1]
+    uniform = mix.counts(n)[-1]
     return Samples(train_x=x[tr], train_y=y[tr], val_x=x[va], val_y=y[va],
                    boundary=n - uniform, interior_kept=uniform)
 

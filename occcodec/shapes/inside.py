@@ -59,11 +59,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MIX",
+    "FINE_MIX",
     "TrainingMix",
     "TruthFill",
     "centre_grid",
     "inside",
     "label_points",
+    "mix_for",
     "shell",
     "training_points",
     "winding",
@@ -481,6 +483,23 @@ class TrainingMix:
 
 #: The mix :func:`training_points` uses unless told otherwise.
 DEFAULT_MIX = TrainingMix()
+#: The mix above 128^3 (:func:`mix_for`): the scales are in voxels of the target grid, so at
+#: 512^3 the default's widest band (8 voxels) is a quarter of its width at 128^3 and the
+#: space 10-40 voxels from the surface is left to the uniform draw (one point per ~500
+#: voxels). There networks grew floating sheets: nut.ply at 512^3 (pe4,32:relu,64:relu,
+#: 16:elu, 40 epochs) decoded to 2 components (a 154 mm^2 sheet 2-3 mm outside the part)
+#: with the default mix, 1 with this one, at the same 99.87 % IoU and surface Chamfer.
+FINE_MIX = TrainingMix(sigmas=(0.5, 2.0, 8.0, 32.0), surface=(0.3, 0.2, 0.15, 0.1),
+                       uniform=0.25)
+#: Largest target grid edge that trains on :data:`DEFAULT_MIX`.
+DEFAULT_MIX_EDGE = 128
+
+
+def mix_for(resolution: int) -> TrainingMix:
+    """The training mix for a target grid edge: :data:`DEFAULT_MIX` up to
+    :data:`DEFAULT_MIX_EDGE` (files at 128^3 and below train as they always did),
+    :data:`FINE_MIX` above."""
+    return DEFAULT_MIX if resolution <= DEFAULT_MIX_EDGE else FINE_MIX
 
 
 def _surface_samples(v: np.ndarray, f: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
