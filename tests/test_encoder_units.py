@@ -214,8 +214,8 @@ def test_fine_resolution_target(name: str, edge: int, mesh: bool, fine: bool) ->
     if not fine:
         assert got is p
         return
-    assert got.target_iou == 0.99 and got.lowbit_max_params is None
-    assert dataclasses.replace(got, target_iou=p.target_iou,
+    assert got.target_iou == 0.99 and got.lowbit_max_params is None and got.clean_components
+    assert dataclasses.replace(got, target_iou=p.target_iou, clean_components=False,
                                lowbit_max_params=p.lowbit_max_params) == p
 
 

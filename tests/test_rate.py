@@ -12,6 +12,7 @@ from occcodec.encoder.rate import (
     Plan,
     Trial,
     bit_pairs,
+    closest,
     control,
     layer_bits,
     plans,
@@ -338,3 +339,36 @@ def test_default_search_cap_applies_at_the_presets_own_target(
     with pytest.raises(_Stop):
         encoder.encode_result(_ball(), preset="default", threads=1, mode="network", **kw)
     assert seen == [cap]
+
+
+def test_a_trial_with_spurious_parts_never_passes() -> None:
+    # plans 1 and 2 reach the target but decode with extra components: plan 3 is the
+    # smallest that passes; when none is clean, the closest is a clean one if any
+    ladder = plans(SMALL, BIT_PAIRS, _size)
+    dirty = {ladder[1].bits, ladder[2].bits}
+
+    def ev(plan):
+        return Trial(plan, 0.99, clean=plan.bits not in dirty)
+
+    passing, _ = smallest_passing(ladder, ev, 0.985)
+    assert passing is not None and passing.plan == ladder[3]
+    assert not Trial(ladder[0], 0.999, clean=False).passes(0.9)
+    trials = [Trial(ladder[0], 0.95), Trial(ladder[1], 0.97, clean=False)]
+    assert closest(trials) is trials[0]
+
+
+def test_extra_components_of_a_decoded_grid() -> None:
+    from occcodec.encoder.meshfit import MeshReference, extra_components, grid_components
+
+    truth = np.zeros((40, 40, 40), bool)
+    truth[5:35, 5:35, 5:35] = True
+    ref = MeshReference(dims=(40, 40, 40), center=(0.0, 0.0, 0.0), scale=1.0, grid=truth)
+    pred = truth.copy()
+    assert extra_components(pred, ref) == 0 and ref.components == 1
+    pred[0:4, 36:40, 0:4] = True  # a floater of 64 voxels: over 1e-3 of 27,000
+    assert grid_components(pred) == 2 and extra_components(pred, ref) == 1
+    pred[0:4, 36:40, 0:4] = False
+    pred[0, 39, 0] = True  # a speck of one voxel is not counted
+    assert extra_components(pred, ref) == 0
+    pred[36, 36, 36] = True  # touching a corner (26-connected) is the same component
+    assert grid_components(pred) == 1

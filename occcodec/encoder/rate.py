@@ -100,6 +100,13 @@ class Trial:
     iou: float
     payload: bytes = b""
     metrics: dict[str, object] = field(default_factory=dict)
+    #: False when the decoded shape has spurious parts (``Preset.clean_components``): such a
+    #: trial never counts as reaching the target.
+    clean: bool = True
+
+    def passes(self, target: float) -> bool:
+        """Whether this trial reaches ``target`` (and is clean)."""
+        return self.clean and self.iou >= target
 
 
 def plans(arch: Arch, pairs: Sequence[tuple[int, int]], size: SizeFn,
@@ -134,7 +141,7 @@ def smallest_passing(ladder: Sequence[Plan], evaluate: Callable[[Plan], Trial],
         mid = (lo + hi) // 2
         t = evaluate(ladder[mid])
         trials.append(t)
-        if t.iou >= target:
+        if t.passes(target):
             passing, hi = t, mid - 1
         else:
             lo = mid + 1
@@ -152,8 +159,9 @@ class Outcome:
 
 
 def closest(trials: Sequence[Trial]) -> Trial:
-    """The best of trials that all miss: the highest IoU, then the fewest bytes."""
-    return max(trials, key=lambda t: (t.iou, -t.plan.nbytes))
+    """The best of trials that all miss: a clean one first, then the highest IoU, then the
+    fewest bytes."""
+    return max(trials, key=lambda t: (t.clean, t.iou, -t.plan.nbytes))
 
 
 def control(archs: Sequence[Arch], pairs: Sequence[tuple[int, int]], size: SizeFn,
