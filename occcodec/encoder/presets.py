@@ -75,8 +75,10 @@ class Preset:
     clean_components
         Rate control counts a plan as reaching the target only when its decoded voxels have
         no more connected components than the truth (:func:`occcodec.encoder.meshfit.
-        extra_components`): at 512^3 nut.ply's smallest passing plan (99.19 % IoU at 6+4
-        bits) decoded to 166 components against 1.
+        extra_components`): a floating sheet like the one nut.ply's file had at 512^3
+        before ``FINE_MIX`` (2 components against 1) makes the plan fail. It does not see
+        defects of the decoded mesh that leave the voxels in one piece (README, Known
+        limits).
     batch
         Largest training batch (``train.batch_size`` makes small sample sets' batches
         smaller). 1,024 for ours: at 512^3 on cow and rotor_small, pe6,48:swish,48:swish
