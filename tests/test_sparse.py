@@ -218,6 +218,28 @@ def test_drop_specks_removes_small_components() -> None:
     assert sparse.count_components(np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)) == 0
 
 
+def test_a_closed_speck_beside_an_open_body_is_dropped() -> None:
+    # The body has a crack (one face missing: open), the speck is closed: the speck is
+    # measured against the body, not against the largest closed component (itself).
+    import trimesh
+
+    big = trimesh.creation.icosphere(subdivisions=3, radius=1.0)
+    cracked = trimesh.Trimesh(big.vertices, big.faces[1:], process=False)
+    small = trimesh.creation.icosphere(subdivisions=1, radius=0.05)
+    small.apply_translation((3.0, 0.0, 0.0))
+    both = trimesh.util.concatenate([cracked, small])
+    verts, faces = np.asarray(both.vertices), np.asarray(both.faces, dtype=np.int64)
+    v2, f2, removed = sparse.drop_specks(verts, faces, 1e-3)
+    assert removed == 1 and len(f2) == len(cracked.faces)
+    assert sparse.count_components(verts, faces) == 1
+    # a second sphere as large as the body stays, closed or not
+    other = big.copy()
+    other.apply_translation((5.0, 0.0, 0.0))
+    three = trimesh.util.concatenate([cracked, small, other])
+    assert sparse.count_components(np.asarray(three.vertices),
+                                   np.asarray(three.faces, dtype=np.int64)) == 2
+
+
 def test_bad_options_raise_usage_errors() -> None:
     arch, weights = smooth_blob()
     with pytest.raises(UsageError):
