@@ -229,7 +229,7 @@ def test_a_closed_speck_beside_an_open_body_is_dropped() -> None:
     small.apply_translation((3.0, 0.0, 0.0))
     both = trimesh.util.concatenate([cracked, small])
     verts, faces = np.asarray(both.vertices), np.asarray(both.faces, dtype=np.int64)
-    v2, f2, removed = sparse.drop_specks(verts, faces, 1e-3)
+    _, f2, removed = sparse.drop_specks(verts, faces, 1e-3)
     assert removed == 1 and len(f2) == len(cracked.faces)
     assert sparse.count_components(verts, faces) == 1
     # a second sphere as large as the body stays, closed or not
