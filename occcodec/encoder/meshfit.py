@@ -126,21 +126,18 @@ class MeshReference:
     components: int | None = None  # of ``grid``, by :func:`grid_components` (when asked)
 
 
-#: Components under this fraction of the largest (in voxels) are not counted: the share
-#: ``decode`` drops as specks (``decoder.SPECK_FRACTION``).
-COMPONENT_FRACTION = 1e-3
-
-
 def grid_components(grid: np.ndarray) -> int:
-    """26-connected components of a bool grid of at least :data:`COMPONENT_FRACTION` of the
-    largest one's voxels (1.2-1.5 s at 512^3)."""
+    """26-connected components of a bool grid of at least ``decoder.SPECK_FRACTION`` of the
+    largest one's voxels (the share ``decode`` drops as specks; 1.2-1.5 s at 512^3)."""
     from scipy import ndimage
+
+    from occcodec.decoder import SPECK_FRACTION
 
     labels, n = ndimage.label(grid, structure=np.ones((3, 3, 3), bool))
     if n == 0:
         return 0
     sizes = np.bincount(labels[grid])[1:]
-    return int(np.count_nonzero(sizes >= COMPONENT_FRACTION * sizes.max()))
+    return int(np.count_nonzero(sizes >= SPECK_FRACTION * sizes.max()))
 
 
 def extra_components(pred: np.ndarray, ref: MeshReference) -> int:
@@ -200,14 +197,15 @@ def grid_surface_chamfer(grid: np.ndarray, ref: MeshReference, mesh: Any) -> flo
 
 
 def mesh_metrics(arch: Arch, weights: Weights, ref: MeshReference, mesh: Any,
-                 surface: bool = True) -> dict[str, Any]:
+                 surface: bool = True, components: bool = False) -> dict[str, Any]:
     """IoU and accuracy against ``ref``, and ``surface_chamfer`` against ``mesh`` (world
     units; skipped when ``surface`` is false, as for rate control's trials), all from the
     decoder's own numpy code (the sparse decoder, ``network.logits``).
 
-    ``iou_sampled`` is the number of voxel centres the IoU was estimated on (0: all). Without
-    the surface (a rate-control trial) and with the full truth, ``extra_components``
-    (:func:`extra_components`) too: rate control takes it out before the metrics are stored.
+    ``iou_sampled`` is the number of voxel centres the IoU was estimated on (0: all). With
+    ``components``, without the surface (a rate-control trial) and with the full truth,
+    ``extra_components`` (:func:`extra_components`) too: rate control takes it out before
+    the metrics are stored.
     """
     from occcodec.sparse import field_mesh, sparse_field, sparse_mesh, to_world
 
@@ -219,7 +217,7 @@ def mesh_metrics(arch: Arch, weights: Weights, ref: MeshReference, mesh: Any,
         if surface:
             verts, faces = field_mesh(f)
             verts = to_world(verts, f.shape, ref.center, ref.scale)
-        else:
+        elif components:
             out["extra_components"] = extra_components(pred, ref)
         out["iou_sampled"] = 0
     else:

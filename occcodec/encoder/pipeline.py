@@ -85,7 +85,7 @@ Scorer = Callable[[Arch, Any, bool], dict[str, Any]]
 
 
 def _training_set(shape: Shape, grid: np.ndarray, rng: np.random.Generator,
-                  progress: Progress, ref: Any = None
+                  progress: Progress, ref: Any = None, components: bool = False
                   ) -> tuple[Samples, Scorer, Callable[[Arch], dict[str, Any]]]:
     """The samples to train on, how decoded weights are scored, and a template of the
     metrics the score gives (same keys, values of the same encoded size: a v2 file's size is
@@ -94,7 +94,8 @@ def _training_set(shape: Shape, grid: np.ndarray, rng: np.random.Generator,
     A voxel input trains on its grid and is scored on it. A mesh input trains on points
     labelled by its inside (or shell) rule and is scored against that rule at the R^3 voxel
     centres (``ref``, computed here unless given), with a surface distance
-    (:mod:`occcodec.encoder.meshfit`).
+    (:mod:`occcodec.encoder.meshfit`); with ``components`` (``Preset.clean_components``)
+    a trial's score also counts its extra components.
     """
     from occcodec.encoder import meshfit
     from occcodec.encoder.ratefit import grid_metrics
@@ -110,7 +111,7 @@ def _training_set(shape: Shape, grid: np.ndarray, rng: np.random.Generator,
     mesh = shape.mesh
 
     def score(net: Arch, weights: Any, surface: bool = True) -> dict[str, Any]:
-        return meshfit.mesh_metrics(net, weights, ref, mesh, surface)
+        return meshfit.mesh_metrics(net, weights, ref, mesh, surface, components)
 
     return samples, score, _template(shape, ref)
 
@@ -280,7 +281,8 @@ def encode_shape(shape: Shape, source_sha256: bytes, options: EncodeOptions,
         if _grid_now(opts, sizer, preset, coded_grid.nbytes):
             return _grid_result(sizer, coded_grid, shape, device, t0)
     progress.stage("sample")
-    samples, score, template = _training_set(shape, grid, rng, progress, ref)
+    samples, score, template = _training_set(shape, grid, rng, progress, ref,
+                                             preset.clean_components)
     progress.advance(f"{len(samples.train_x)} samples, {samples.boundary} on the boundary")
 
     def epoch_hook(e: int, loss: float, acc: float) -> None:

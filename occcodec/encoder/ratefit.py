@@ -165,8 +165,7 @@ def run(starts: Sequence[Start], samples: Samples, score: Score, preset: Preset,
         payload = lowbit.quantize(tuned.weights, plan.bits)
         decoded = lowbit.dequantize(payload, plan.arch, plan.bits)
         metrics = score(plan.arch, decoded, False)
-        extra = int(metrics.pop("extra_components", 0)) if preset.clean_components else 0
-        metrics.pop("extra_components", None)  # a trial's check, not a file's metric
+        extra = int(metrics.pop("extra_components", 0))  # a trial's check, not a metric
         spurious = f", {extra} spurious part(s): not clean" if extra else ""
         progress.note(f"{plan.arch} at bits {list(plan.bits)}: IoU {metrics['iou'] * 100:.2f} "
                       f"% in {plan.nbytes:,} bytes{spurious}")
