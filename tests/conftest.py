@@ -82,12 +82,11 @@ def coded_box(tmp_path_factory: pytest.TempPathFactory, box_mesh_path: Path) -> 
 
 @pytest.fixture(scope="session")
 def tf_one_thread() -> None:
-    """Configure TensorFlow for one thread before a test touches it directly.
+    """Configure TensorFlow's thread pools before a test touches it directly.
 
-    TensorFlow fixes its thread pools when its runtime starts, and the encoder refuses a
-    second, different count in one process; the CLI tests encode with ``--threads 1``, so a
-    unit test that runs TensorFlow ops first must start the runtime the same way.
+    TensorFlow fixes its pools when its runtime starts, so a unit test that runs TensorFlow
+    ops first must start the runtime the way the encoder does (one intra-op thread).
     """
     from occcodec.encoder.tf import configure
 
-    configure(1)
+    configure()

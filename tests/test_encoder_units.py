@@ -234,6 +234,7 @@ def test_options_resolve_and_refuse() -> None:
     assert EncodeOptions().resolved().threads == presets.default_threads()
     rec = EncodeOptions(threads=1).resolved().record()
     assert "arch" not in rec and "max_params" not in rec and rec["quant"] == "auto"
+    assert "threads" not in rec  # it does not change the bytes
     for bad, match in (({"preset": "quick"}, "unknown preset 'quick'"),
                        ({"fill": "hollow"}, "is not one of auto, solid, shell"),
                        ({"quant": "int4"}, "unknown quantization"),

@@ -22,7 +22,7 @@ def qat():
     from occcodec.encoder import qat
     from occcodec.encoder.tf import configure
 
-    configure(1)
+    configure()
     return qat
 
 

@@ -202,9 +202,10 @@ def test_rate_options_are_checked() -> None:
     rec = opts.record()
     assert rec["quant"] == "auto" and rec["target_iou"] == 0.99 and rec["max_bytes"] == 900
     assert "strip" not in rec
-    # a v1 file's options map keeps exactly the keys it always had
+    # a v1 file's options map keeps the keys it always had but threads, which no longer
+    # changes the bytes (TensorFlow trains on one thread)
     assert set(EncodeOptions(quant="fp16").resolved().record()) == {
-        "preset", "resolution", "fill", "quant", "seed", "threads"}
+        "preset", "resolution", "fill", "quant", "seed"}
 
 
 # --- through the encoder --------------------------------------------------------------------
@@ -294,7 +295,7 @@ def test_v1_requests_write_v1(encoder) -> None:
     assert res.data[:4] == b"\x89OCC" and not res.note
     header = encoder.decode(res.data).header
     assert header.quant == "fp16"
-    assert set(header.options) == {"preset", "resolution", "fill", "quant", "seed", "threads",
+    assert set(header.options) == {"preset", "resolution", "fill", "quant", "seed",
                                    "arch"}
 
 
@@ -372,3 +373,24 @@ def test_extra_components_of_a_decoded_grid() -> None:
     assert extra_components(pred, ref) == 0
     pred[36, 36, 36] = True  # touching a corner (26-connected) is the same component
     assert grid_components(pred) == 1
+
+
+def test_components_are_counted_only_for_trials_that_reach_the_target() -> None:
+    from occcodec import sparse
+    from occcodec.encoder.meshfit import MeshReference, mesh_metrics
+    from occcodec.format.arch import Arch, Layer
+
+    # an octahedron |x| + |y| + |z| < 0.5: relu(+-x), relu(+-y), relu(+-z), summed
+    arch = Arch((Layer(6, "relu"),), pe_levels=0)
+    k0 = np.concatenate([np.eye(3), -np.eye(3)], axis=1).astype(np.float32)
+    weights = [(k0, np.zeros(6, np.float32)),
+               (-np.ones((6, 1), np.float32), np.array([0.5], np.float32))]
+    dims = (32, 32, 32)
+    truth = sparse.sparse_voxels(arch, weights, dims)
+    assert truth.any()
+    ref = MeshReference(dims=dims, center=(0.0, 0.0, 0.0), scale=1.0, grid=truth)
+    reached = mesh_metrics(arch, weights, ref, None, surface=False, components=0.99)
+    assert reached["iou"] == 1.0 and reached["extra_components"] == 0
+    missed = mesh_metrics(arch, weights, ref, None, surface=False, components=1.01)
+    assert missed["iou"] == 1.0 and "extra_components" not in missed
+    assert "extra_components" not in mesh_metrics(arch, weights, ref, None, surface=False)

@@ -357,3 +357,38 @@ def test_flood_follows_the_surface_across_a_block_face() -> None:
     assert refined[1, 0, 0, 0] and refined.sum() >= 1
     assert z2[1, 0, 1, 1] == np.float32(0.5)  # copied, not evaluated again
     assert np.isfinite(z2[1, :3, :3, :3]).all() and count == 18
+
+
+@pytest.mark.parametrize("net", ["blob", "plate"])
+def test_decode_threads_give_the_same_field_bit_for_bit(net: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # small batches and chunks, so that the threads really split the blocks and the points
+    monkeypatch.setattr(sparse, "BLOCK_BATCH", 16)
+    monkeypatch.setattr(sparse, "EVAL_CHUNK", 64)
+    shape = (64, 64, 64)
+    arch, weights = smooth_blob() if net == "blob" else thin_plate(shape, 29, 40.0)
+    fields = []
+    for n in (1, 2, 3):
+        with sparse.workers(n):
+            assert sparse.worker_count() == n
+            fields.append(sparse.sparse_field(arch, weights, shape, stride=8))
+    one = fields[0]
+    assert len(one.mixed) > 2 * 16  # several batches of blocks
+    for other in fields[1:]:
+        assert other.evaluated == one.evaluated
+        assert np.array_equal(other.label, one.label)
+        assert np.array_equal(other.mixed, one.mixed)
+        assert np.array_equal(other.values, one.values)
+    assert sparse._BLAS_STATE[0] == 0  # every single-thread block closed: BLAS restored
+    dense_z = network.logit_grid(arch, weights, frame.axis_coords(shape))
+    assert np.array_equal(one.voxels(), dense_z > 0)
+
+
+def test_decode_threads_setting() -> None:
+    with pytest.raises(UsageError, match="threads"):
+        with sparse.workers(0):
+            pass
+    before = sparse.worker_count()
+    with sparse.workers(100):
+        assert sparse.worker_count() == sparse.MAX_WORKERS
+    assert sparse.worker_count() == before

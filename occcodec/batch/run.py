@@ -18,9 +18,10 @@ How a batch runs
    It is rewritten atomically after every shape, so after a crash or Ctrl-C it is a
    complete, parseable snapshot; records of earlier runs are kept until replaced.
 
-Threads: with ``--jobs N`` each worker gets ``max(1, cores // N)`` TensorFlow threads unless
-``--threads`` is given; ``--jobs 1`` uses ``encode``'s default (one per core), so the files
-equal those of ``occcodec encode`` with the same options.
+Threads: with ``--jobs N`` each worker gets ``max(1, cores // N)`` threads (``--threads``:
+its scoring decodes; TensorFlow trains on one) unless ``--threads`` is given; ``--jobs 1``
+uses ``encode``'s default (one per core). The files equal those of ``occcodec encode`` with
+the same options whatever the thread count.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ __all__ = ["MANIFEST", "available_memory", "check_existing", "decode_directory",
 
 
 def resolve_jobs(jobs: int | None, threads: int, cores: int, memory: int | None) -> tuple[int, int]:
-    """(jobs, TensorFlow threads per job) for ``--jobs`` and ``--threads`` (0: default)."""
+    """(jobs, threads per job) for ``--jobs`` and ``--threads`` (0: default)."""
     if jobs is None:  # half the cores, each worker two threads, as far as memory allows
         jobs = max(1, cores // 2)
         if memory:
@@ -291,7 +292,7 @@ def encode_tree(in_dir: Path, out_dir: Path, options: Any, *, jobs: int, threads
         eng = make_engine(engine, jobs, threads, address, jobs_given, log_dir)
         up = sum(1 for r in settled.values() if r["status"] == "skipped")
         view.print(f"batch: {len(found)} shape(s) under {in_dir}: {up} up to date, "
-                   f"{len(todo)} to encode, {eng.slots} at a time x {threads} TensorFlow "
+                   f"{len(todo)} to encode, {eng.slots} at a time x {threads} "
                    f"thread(s) each ({engine} engine{jobs_note})")
         with sigterm_as_interrupt(), view:
             run_jobs(eng, job_list, view, recorder)

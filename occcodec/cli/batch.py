@@ -21,7 +21,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="output directory (created); gets the .occ files and manifest.jsonl")
     p.add_argument("-j", "--jobs", type=int_range(1, 1024, "jobs"), metavar="N",
                    help="shapes encoded at once (default: half the cores, as memory allows); "
-                        "each gets cores/N TensorFlow threads unless --threads is given")
+                        "each gets cores/N threads unless --threads is given")
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local worker processes (default) or tasks on a Ray cluster")
     p.add_argument("--address", metavar="ADDR",

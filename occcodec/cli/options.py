@@ -94,9 +94,10 @@ def add_encode_options(p: argparse.ArgumentParser) -> None:
                         "bits after an 8-bit first layer, or a v1 file's fp32/fp16/int8/"
                         "int8-layer")
     g.add_argument("--seed", type=int_range(0, 2**32 - 1, "seed"), default=0,
-                   help="random seed; same input + seed + threads = same file (default 0)")
+                   help="random seed; same input + seed = same file (default 0)")
     g.add_argument("--threads", type=int_range(1, 1024, "threads"), default=0, metavar="N",
-                   help="TensorFlow CPU threads; results depend on it (default: one per core)")
+                   help="CPU threads for the decodes that score candidates; TensorFlow trains on "
+                        "one; the file does not depend on it (default: one per core)")
     g.add_argument("--arch", metavar="SPEC", type=arch_spec,
                    help='skip the search and train this network, e.g. "pe4,24:swish,24:swish"')
     g.add_argument("--max-params", type=int_range(20, 10**7, "max-params"), metavar="N",

@@ -85,7 +85,7 @@ Scorer = Callable[[Arch, Any, bool], dict[str, Any]]
 
 
 def _training_set(shape: Shape, grid: np.ndarray, rng: np.random.Generator,
-                  progress: Progress, ref: Any = None, components: bool = False
+                  progress: Progress, ref: Any = None, components: float | None = None
                   ) -> tuple[Samples, Scorer, Callable[[Arch], dict[str, Any]]]:
     """The samples to train on, how decoded weights are scored, and a template of the
     metrics the score gives (same keys, values of the same encoded size: a v2 file's size is
@@ -94,8 +94,9 @@ def _training_set(shape: Shape, grid: np.ndarray, rng: np.random.Generator,
     A voxel input trains on its grid and is scored on it. A mesh input trains on points
     labelled by its inside (or shell) rule and is scored against that rule at the R^3 voxel
     centres (``ref``, computed here unless given), with a surface distance
-    (:mod:`occcodec.encoder.meshfit`); with ``components`` (``Preset.clean_components``)
-    a trial's score also counts its extra components.
+    (:mod:`occcodec.encoder.meshfit`); with ``components`` (an IoU: the target, when
+    ``Preset.clean_components``) a trial's score that reaches it also counts its extra
+    components.
     """
     from occcodec.encoder import meshfit
     from occcodec.encoder.ratefit import grid_metrics
@@ -254,8 +255,17 @@ def encode_shape(shape: Shape, source_sha256: bytes, options: EncodeOptions,
     QualityError
         When no network captures the shape (:func:`occcodec.encoder.rescue.rescue`).
     """
-    progress = progress or Progress()
+    from occcodec import sparse
+
     opts = options.resolved()
+    # the decodes that score every candidate use the cores training may use: two encodes
+    # side by side with --threads 1 each do not fight over them (the file is the same)
+    with sparse.workers(opts.threads):
+        return _encode_shape(shape, source_sha256, opts, progress or Progress(), started)
+
+
+def _encode_shape(shape: Shape, source_sha256: bytes, opts: EncodeOptions,
+                  progress: Progress, started: float | None) -> EncodeResult:
     preset = preset_for(PRESETS[opts.preset], max(shape.grid_frame.shape),
                         shape.mesh is not None)
     t0 = time.perf_counter() if started is None else started
@@ -269,8 +279,8 @@ def encode_shape(shape: Shape, source_sha256: bytes, options: EncodeOptions,
     from occcodec.encoder import train as tr
     from occcodec.encoder.tf import configure
 
-    device = configure(opts.threads)
-    progress.note(f"training on {device} with {opts.threads} thread(s)")
+    device = configure()
+    progress.note(f"training on {device}; scoring on {opts.threads} thread(s)")
     rng = np.random.default_rng(opts.seed)
     coded_grid, ref = _grid_candidate(shape, grid, opts, rng, progress)
     if coded_grid is not None:  # before sampling: grid mode may win without any training
@@ -281,8 +291,10 @@ def encode_shape(shape: Shape, source_sha256: bytes, options: EncodeOptions,
         if _grid_now(opts, sizer, preset, coded_grid.nbytes):
             return _grid_result(sizer, coded_grid, shape, device, t0)
     progress.stage("sample")
-    samples, score, template = _training_set(shape, grid, rng, progress, ref,
-                                             preset.clean_components)
+    target = ratefit.effective_target(opts, preset)
+    samples, score, template = _training_set(
+        shape, grid, rng, progress, ref,
+        target if preset.clean_components and target is not None else None)
     progress.advance(f"{len(samples.train_x)} samples, {samples.boundary} on the boundary")
 
     def epoch_hook(e: int, loss: float, acc: float) -> None:

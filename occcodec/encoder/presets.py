@@ -7,7 +7,6 @@ meaning of another.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -179,11 +178,10 @@ def preset(name: str) -> Preset:
 
 
 def default_threads() -> int:
-    """One TensorFlow intra-op thread per core this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    """One thread per core this process may use."""
+    from occcodec.sparse import usable_cores
+
+    return usable_cores()
 
 
 #: ``--mode`` values (:attr:`EncodeOptions.mode`).
@@ -199,7 +197,10 @@ class EncodeOptions:
     fill: str = "auto"
     quant: str = "auto"
     seed: int = 0
-    threads: int = 0  # 0: one per usable core
+    #: Cores the encode may use (0: one per usable core): the decodes that score each
+    #: candidate run on them; TensorFlow trains on one (``encoder.tf.TRAIN_THREADS``), so
+    #: the bytes do not depend on it and it is not recorded.
+    threads: int = 0
     arch: str | None = None
     max_params: int | None = None
     target_iou: float | None = None
@@ -267,6 +268,9 @@ class EncodeOptions:
 
     def record(self) -> dict[str, Any]:
         """The options as the header's ``options`` map (unset ones left out; ``strip`` never:
-        a stripped file has no options map, and v1 files keep the map they always had)."""
+        a stripped file has no options map, and v1 files keep the map they always had;
+        ``threads`` no more: it does not change the bytes, and files made before 2026-12-03,
+        when TensorFlow trained on that many threads, keep it)."""
         return {k: v for k, v in asdict(self).items()
-                if v is not None and k != "strip" and not (k == "mode" and v == "auto")}
+                if v is not None and k not in ("strip", "threads")
+                and not (k == "mode" and v == "auto")}

@@ -101,7 +101,8 @@ class Trial:
     payload: bytes = b""
     metrics: dict[str, object] = field(default_factory=dict)
     #: False when the decoded shape has spurious parts (``Preset.clean_components``): such a
-    #: trial never counts as reaching the target.
+    #: trial never counts as reaching the target. Counted only for trials whose IoU reaches
+    #: the target (``meshfit.mesh_metrics``): one that misses it stays True, unmeasured.
     clean: bool = True
 
     def passes(self, target: float) -> bool:

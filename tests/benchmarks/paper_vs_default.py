@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("meshes", nargs="+")
     ap.add_argument("--resolution", type=int, default=128)
-    ap.add_argument("--threads", type=int, default=0, help="TensorFlow threads (default: all)")
+    ap.add_argument("--threads", type=int, default=0, help="threads per encode (default: all)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--presets", default="default,paper", help="comma-separated, in run order")
     ap.add_argument("--out", help="also write the table to this Markdown file")

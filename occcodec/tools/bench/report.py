@@ -185,7 +185,7 @@ def markdown(rows: list[dict[str, Any]], settings: BenchSettings, notes: list[st
         (f"{len(shapes)} shapes at {settings.encode.resolution}^3, fill {settings.encode.fill}, "
         f"preset {settings.encode.preset}, {settings.encode.quant} weights, seed "
         f"{settings.encode.seed}, "
-        f"{settings.encode_options().resolved().threads} TensorFlow thread(s); "
+        f"{settings.encode_options().resolved().threads} thread(s) per encode; "
         f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU(s), "
         f"Python {platform.python_version()}."),
         "",
