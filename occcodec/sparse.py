@@ -955,6 +955,29 @@ def _grow(a: np.ndarray, op: np.ufunc, first: int = 0) -> np.ndarray:
     return out
 
 
+def voxel_logits(arch: Arch, weights: Weights, shape: Sequence[int], index: np.ndarray
+                 ) -> np.ndarray:
+    """Logits (float32) at the centres of voxels ``index`` ((N, 3) ints) of the grid
+    ``shape``: the dense decoder's values (up to about 1 ulp, see the module docstring),
+    by the separable first layer, on :func:`workers` threads.
+
+    Raises
+    ------
+    UsageError
+        If ``shape`` is not three sizes >= 1 or an index lies outside it.
+    LimitError
+        If the points times the parameters exceed the ``work`` limit.
+    """
+    shape3, _ = _check_args(shape, "margin", 2)
+    idx = np.asarray(index, dtype=np.intp)
+    if idx.ndim != 2 or idx.shape[1] != 3:
+        raise UsageError(f"voxel indices must be an (N, 3) array, got shape {idx.shape}")
+    if len(idx) and ((idx < 0).any() or (idx >= np.asarray(shape3)).any()):
+        raise UsageError(f"a voxel index lies outside the grid {shape3}")
+    evaluate = _Evaluator(arch, weights, shape3, [n + 1 for n in shape3])
+    return evaluate(idx[:, 0] + 1, idx[:, 1] + 1, idx[:, 2] + 1)
+
+
 def sparse_voxels(arch: Arch, weights: Weights, shape: Sequence[int], **kwargs: object
                   ) -> np.ndarray:
     """The occupancy grid (bool), equal to ``network.occupancy_grid``; see :func:`sparse_field`.

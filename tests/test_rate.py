@@ -394,3 +394,34 @@ def test_components_are_counted_only_for_trials_that_reach_the_target() -> None:
     missed = mesh_metrics(arch, weights, ref, None, surface=False, components=1.01)
     assert missed["iou"] == 1.0 and "extra_components" not in missed
     assert "extra_components" not in mesh_metrics(arch, weights, ref, None, surface=False)
+    # the same weights were decoded once and kept; other weights push out the oldest
+    assert len(ref.fields) == 1
+    kept = ref.field(arch, weights)
+    assert ref.field(arch, [(k.copy(), b.copy()) for k, b in weights]) is kept
+    for bias in (0.4, 0.3):
+        ref.field(arch, [weights[0], (weights[1][0], np.array([bias], np.float32))])
+    assert len(ref.fields) == 2 and all(f is not kept for f in ref.fields.values())
+
+
+def test_trials_far_under_the_target_are_screened_on_a_sample() -> None:
+    from occcodec import sparse
+    from occcodec.encoder.meshfit import SCREEN_MARGIN, MeshReference, mesh_metrics
+    from occcodec.format.arch import Arch, Layer
+
+    arch = Arch((Layer(6, "relu"),), pe_levels=0)
+    k0 = np.concatenate([np.eye(3), -np.eye(3)], axis=1).astype(np.float32)
+
+    def octahedron(radius: float) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [(k0, np.zeros(6, np.float32)),
+                (-np.ones((6, 1), np.float32), np.array([radius], np.float32))]
+
+    dims = (48, 48, 48)  # 110,592 voxels: the whole grid is the sample
+    ref = MeshReference(dims=dims, center=(0.0, 0.0, 0.0), scale=1.0,
+                        grid=sparse.sparse_voxels(arch, octahedron(0.45), dims))
+    exact = mesh_metrics(arch, octahedron(0.5), ref, None, surface=False)
+    assert exact["iou_sampled"] == 0 and 0.6 < exact["iou"] < 0.9
+    far = mesh_metrics(arch, octahedron(0.5), ref, None, surface=False, screen=0.99)
+    assert far["iou_sampled"] == ref.grid.size and far["iou"] == pytest.approx(exact["iou"])
+    near = mesh_metrics(arch, octahedron(0.5), ref, None, surface=False,
+                        screen=exact["iou"] + SCREEN_MARGIN / 2)
+    assert near["iou_sampled"] == 0 and near["iou"] == exact["iou"]

@@ -392,3 +392,17 @@ def test_decode_threads_setting() -> None:
     with sparse.workers(100):
         assert sparse.worker_count() == sparse.MAX_WORKERS
     assert sparse.worker_count() == before
+
+
+def test_voxel_logits_are_the_dense_decoders() -> None:
+    arch, weights = smooth_blob()
+    shape = (40, 57, 33)
+    dense = network.logit_grid(arch, weights, frame.axis_coords(shape))
+    rng = np.random.default_rng(5)
+    index = np.stack([rng.integers(0, n, 5000) for n in shape], axis=1)
+    got = sparse.voxel_logits(arch, weights, shape, index)
+    np.testing.assert_allclose(got, dense[tuple(index.T)], rtol=0, atol=1e-5)
+    assert sparse.voxel_logits(arch, weights, shape, np.zeros((0, 3), int)).shape == (0,)
+    for bad in (np.array([[40, 0, 0]]), np.array([[0, -1, 0]]), np.zeros((3, 2), int)):
+        with pytest.raises(UsageError):
+            sparse.voxel_logits(arch, weights, shape, bad)

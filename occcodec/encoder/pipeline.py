@@ -80,12 +80,14 @@ def search_budget(preset: Preset, max_params: int | None = None,
 
 
 #: Scores decoded (float32) weights the way the file will be judged: ``(arch, weights,
-#: surface)`` -> metrics; ``surface=False`` skips the surface distance (rate-control trials).
-Scorer = Callable[[Arch, Any, bool], dict[str, Any]]
+#: surface[, trial])`` -> metrics; ``surface=False`` skips the surface distance (rate-control
+#: trials), ``trial=False`` the component check too (float fits).
+Scorer = Callable[..., dict[str, Any]]
 
 
 def _training_set(shape: Shape, grid: np.ndarray, rng: np.random.Generator,
-                  progress: Progress, ref: Any = None, components: float | None = None
+                  progress: Progress, ref: Any = None, components: float | None = None,
+                  screen: float | None = None
                   ) -> tuple[Samples, Scorer, Callable[[Arch], dict[str, Any]]]:
     """The samples to train on, how decoded weights are scored, and a template of the
     metrics the score gives (same keys, values of the same encoded size: a v2 file's size is
@@ -96,14 +98,16 @@ def _training_set(shape: Shape, grid: np.ndarray, rng: np.random.Generator,
     centres (``ref``, computed here unless given), with a surface distance
     (:mod:`occcodec.encoder.meshfit`); with ``components`` (an IoU: the target, when
     ``Preset.clean_components``) a trial's score that reaches it also counts its extra
-    components.
+    components; with ``screen`` (the target) a score far under it is an estimate
+    (``meshfit.mesh_metrics``).
     """
     from occcodec.encoder import meshfit
     from occcodec.encoder.ratefit import grid_metrics
     from occcodec.encoder.sampling import make_samples
 
     if shape.mesh is None:
-        return (make_samples(grid, rng), lambda net, w, surface=True: grid_metrics(net, w, grid),
+        return (make_samples(grid, rng),
+                lambda net, w, surface=True, trial=True: grid_metrics(net, w, grid),
                 _template(shape, None))
     samples = meshfit.mesh_samples(shape, rng)
     progress.note(f"training on {len(samples.train_x)} points drawn from the mesh "
@@ -111,8 +115,10 @@ def _training_set(shape: Shape, grid: np.ndarray, rng: np.random.Generator,
     ref = ref if ref is not None else meshfit.reference(shape, rng)
     mesh = shape.mesh
 
-    def score(net: Arch, weights: Any, surface: bool = True) -> dict[str, Any]:
-        return meshfit.mesh_metrics(net, weights, ref, mesh, surface, components)
+    def score(net: Arch, weights: Any, surface: bool = True, trial: bool = True
+              ) -> dict[str, Any]:
+        return meshfit.mesh_metrics(net, weights, ref, mesh, surface,
+                                    components if trial else None, screen)
 
     return samples, score, _template(shape, ref)
 
@@ -294,7 +300,7 @@ def _encode_shape(shape: Shape, source_sha256: bytes, opts: EncodeOptions,
     target = ratefit.effective_target(opts, preset)
     samples, score, template = _training_set(
         shape, grid, rng, progress, ref,
-        target if preset.clean_components and target is not None else None)
+        target if preset.clean_components and target is not None else None, target)
     progress.advance(f"{len(samples.train_x)} samples, {samples.boundary} on the boundary")
 
     def epoch_hook(e: int, loss: float, acc: float) -> None:

@@ -108,8 +108,10 @@ def order_starts(found: Sequence[Start], pick: Start, quant: str, size: SizeFn,
 
 
 #: Scores decoded float32 weights as the file will be judged (the pipeline's scorer):
-#: ``(arch, weights, surface)`` -> metrics with at least ``iou``, ``accuracy``, ``params``.
-Score = Callable[[Arch, Weights, bool], dict[str, Any]]
+#: ``(arch, weights, surface[, trial])`` -> metrics with at least ``iou``, ``accuracy``,
+#: ``params``; ``trial=False`` (a float fit, whose IoU is only a ceiling) skips the
+#: component check a trial gets.
+Score = Callable[..., dict[str, Any]]
 
 
 def smaller_start(found: Sequence[Start], arch: Arch,
@@ -151,7 +153,7 @@ def run(starts: Sequence[Start], samples: Samples, score: Score, preset: Preset,
                            lr=preset.final_lr, keep_best=True, batch=preset.batch,
                            on_epoch=epoch_hook,
                            final_lr=preset.final_lr_end)
-            iou = score(arch, res.weights, False)["iou"]
+            iou = score(arch, res.weights, False, False)["iou"]
             progress.note(f"{arch}: float IoU {iou * 100:.2f} %")
             floats[key] = (res.weights, iou)
         return floats[key]
