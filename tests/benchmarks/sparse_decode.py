@@ -6,7 +6,9 @@
 Each (file, resolution) runs in a fresh subprocess, so its max RSS (``resource.getrusage``)
 is that measurement's peak alone. A row: seconds for the field and for field + mesh
 (``decoder.mesh_arrays`` does the same two steps), the CPU seconds of field + mesh
-(``time.process_time``: on a shared machine the wall time depends on the load), network evaluations against the dense
+(``time.process_time``, summed over the decode's threads; on a shared machine the wall
+time depends on the load), the threads (``--threads``, default one per core), network
+evaluations against the dense
 n^3, blocks holding the surface, faces, peak MB, the load average when it started, and the
 components :func:`occcodec.sparse.drop_specks` would remove. ``--check-dense R`` also
 decodes densely at resolutions <= R and reports voxel mismatches and the volume difference.
@@ -31,6 +33,9 @@ from occcodec import decoder, sparse
 from occcodec.format import network
 path, res, rule, check, specks, safety = (sys.argv[1], int(sys.argv[2]), sys.argv[3],
                                           int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6]))
+threads = int(sys.argv[7]) or None
+ctx = sparse.workers(threads)
+ctx.__enter__()
 coded = decoder.read(path)
 h = coded.header
 shape = network.scaled_shape(h.grid, res)
@@ -48,7 +53,7 @@ row = {"file": path, "resolution": res, "rule": rule, "safety": safety, "arch": 
        "mixed_blocks": int(len(f.mixed)), "blocks": int(f.label.size), "faces": int(len(faces)),
        "levels": [[lv.edge, lv.cells, lv.refined, lv.evaluated] for lv in f.levels],
        "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-       "load": round(load, 1)}
+       "load": round(load, 1), "threads": sparse.worker_count()}
 if specks > 0:
     row["specks_removed"] = sparse.drop_specks(world, faces, specks)[2]
 if res <= check:
@@ -65,11 +70,12 @@ print(json.dumps(row))
 
 
 def measure(path: str, res: int, rule: str, check: int, specks: float,
-            safety: float) -> dict[str, object]:
+            safety: float, threads: int = 0) -> dict[str, object]:
     """One measurement in a fresh interpreter; returns its row."""
     env = {"PYTHONPATH": str(ROOT), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     out = subprocess.run([sys.executable, "-c", _CHILD, path, str(res), rule, str(check),
-                          str(specks), str(safety)], capture_output=True, text=True, env=env,
+                          str(specks), str(safety), str(threads)], capture_output=True,
+                         text=True, env=env,
                          check=False)
     if out.returncode != 0:
         return {"file": path, "resolution": res, "error": out.stderr.strip().splitlines()[-1:]}
@@ -85,8 +91,11 @@ if __name__ == "__main__":
     ap.add_argument("--safety", type=float, default=1.0)
     ap.add_argument("--check-dense", type=int, default=0, metavar="R")
     ap.add_argument("--specks", type=float, default=1e-3)
+    ap.add_argument("--threads", type=int, default=0,
+                    help="decode threads (sparse.workers; default 0: one per core)")
     a = ap.parse_args()
     for f in a.files:
         for r in a.resolutions:
-            print(json.dumps(measure(f, r, a.rule, a.check_dense, a.specks, a.safety)),
+            print(json.dumps(measure(f, r, a.rule, a.check_dense, a.specks, a.safety,
+                                     a.threads)),
                   flush=True)
