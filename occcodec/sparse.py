@@ -1076,19 +1076,24 @@ def _merge(verts: np.ndarray, faces: np.ndarray, on_face: np.ndarray
     copy is kept.
     """
     idx = np.flatnonzero(on_face)
-    remap = np.arange(len(verts))
-    if len(idx):
-        v = verts[idx]
-        lo = np.floor(v)
-        axis = np.argmax(v != lo, axis=1)  # the fractional coordinate (0 if none)
-        li = lo.astype(np.int64)
-        dims = li.max(axis=0) + 1
-        key = ((li[:, 0] * dims[1] + li[:, 1]) * dims[2] + li[:, 2]) * 3 + axis
-        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-        remap[idx] = idx[first][inverse.ravel()]
-    keep = remap == np.arange(len(verts))
+    keep = np.ones(len(verts), dtype=bool)
+    if not len(idx):
+        return verts, faces.astype(np.int64, copy=False)
+    v = verts[idx]
+    lo = np.floor(v)
+    axis = np.argmax(v != lo, axis=1)  # the fractional coordinate (0 if none)
+    li = lo.astype(np.int64)
+    dims = li.max(axis=0) + 1
+    key = ((li[:, 0] * dims[1] + li[:, 1]) * dims[2] + li[:, 2]) * 3 + axis
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    copy = np.ones(len(idx), dtype=bool)
+    copy[first] = False
+    keep[idx[copy]] = False
+    # each vertex's row in the kept array: its own, or its first copy's (only the face
+    # vertices are looked up again: the whole-array remap of before cost 3 passes more)
     new_index = np.cumsum(keep) - 1
-    return verts[keep], new_index[remap][faces]  # int64 faces
+    new_index[idx] = new_index[idx[first][inverse.ravel()]]
+    return verts[keep], new_index[faces]  # int64 faces
 
 
 def to_world(verts_u: np.ndarray, shape: Sequence[int], center: Sequence[float],
