@@ -128,7 +128,7 @@ def test_batch_tree_exit_code_manifest_and_outputs(
 def test_batch_jobs2_bytes_equal_encode_with_its_threads(
         tree: Path, first_run: tuple[int, dict[str, Any], Path], tmp_path: Path) -> None:
     _, result, out = first_run
-    threads = result["summary"]["threads"]  # cores // 2 on this machine
+    threads = result["summary"]["threads"]  # cores // 2 with --jobs 2
     ref = encode_cli(tree / "box.stl", tmp_path / "box.occ", "--threads", str(threads))
     assert (out / "box.occ").read_bytes() == ref
 
@@ -310,8 +310,11 @@ def test_resolve_jobs_threads() -> None:
     assert batch.resolve_jobs(3, 0, 8, None) == (3, 2)
     assert batch.resolve_jobs(16, 0, 8, None) == (16, 1)
     assert batch.resolve_jobs(2, 5, 8, None) == (2, 5)  # --threads wins
-    assert batch.resolve_jobs(None, 0, 8, None) == (4, 2)
+    assert batch.resolve_jobs(None, 0, 8, None) == (8, 1)  # a job per core
     assert batch.resolve_jobs(None, 0, 8, 2 * batch.WORKER_BYTES) == (2, 4)  # memory caps it
+    fine = batch.worker_bytes(512)
+    assert fine > batch.worker_bytes(128) == batch.WORKER_BYTES
+    assert batch.resolve_jobs(None, 0, 8, 4 * batch.WORKER_BYTES, fine) == (1, 8)
 
 
 def test_check_existing_compares_hash_and_options(

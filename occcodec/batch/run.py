@@ -55,20 +55,34 @@ from occcodec.batch.workers import Engine, Event, InlineEngine, Job, LocalEngine
 from occcodec.errors import InputError, OccError, OutputError, UsageError
 
 #: Memory one encoding worker needs (TensorFlow alone takes ~0.7 GiB): caps the default --jobs.
+#: Measured peaks: 1.1 GB for the mug at 128^3; 2.3-3.2 GB for five meshes at 512^3
+#: (``tests/benchmarks/results/encode-512/2026-12-03.md``), hence :data:`WORKER_BYTES_FINE`
+#: above 128^3.
 WORKER_BYTES = 3 << 29
+WORKER_BYTES_FINE = 7 << 29
+
+
+def worker_bytes(resolution: int) -> int:
+    """The memory one worker is given at ``--resolution``."""
+    return WORKER_BYTES if resolution <= 128 else WORKER_BYTES_FINE
 #: Environment of every worker: quiet TensorFlow; let several workers share one GPU.
 WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
 
 __all__ = ["MANIFEST", "available_memory", "check_existing", "decode_directory",
-           "encode_tree", "plan", "prepare_dirs", "print_summary", "resolve_jobs"]
+           "encode_tree", "plan", "prepare_dirs", "print_summary", "resolve_jobs",
+           "worker_bytes"]
 
 
-def resolve_jobs(jobs: int | None, threads: int, cores: int, memory: int | None) -> tuple[int, int]:
-    """(jobs, threads per job) for ``--jobs`` and ``--threads`` (0: default)."""
-    if jobs is None:  # half the cores, each worker two threads, as far as memory allows
-        jobs = max(1, cores // 2)
+def resolve_jobs(jobs: int | None, threads: int, cores: int, memory: int | None,
+                 per_worker: int = WORKER_BYTES) -> tuple[int, int]:
+    """(jobs, threads per job) for ``--jobs`` and ``--threads`` (0: default); ``memory``
+    (free bytes) caps the default jobs at ``per_worker`` each."""
+    if jobs is None:  # one job per core, each one thread, as far as memory allows:
+        # TensorFlow trains on one thread anyway (measured on 2 cores: mug + spot at 128^3
+        # in 61.9 s as two jobs of one thread, 102.6 s as one job of two; the same files)
+        jobs = max(1, cores)
         if memory:
-            jobs = max(1, min(jobs, memory // WORKER_BYTES))
+            jobs = max(1, min(jobs, memory // per_worker))
     if not threads:
         threads = cores if jobs == 1 else max(1, cores // jobs)
     return jobs, threads

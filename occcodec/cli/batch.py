@@ -20,7 +20,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="OUT_DIR", required=True,
                    help="output directory (created); gets the .occ files and manifest.jsonl")
     p.add_argument("-j", "--jobs", type=int_range(1, 1024, "jobs"), metavar="N",
-                   help="shapes encoded at once (default: half the cores, as memory allows); "
+                   help="shapes encoded at once (default: one per core, as memory allows); "
                         "each gets cores/N threads unless --threads is given")
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local worker processes (default) or tasks on a Ray cluster")
@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
         prepare_dirs,
         print_summary,
         resolve_jobs,
+        worker_bytes,
     )
     from occcodec.encoder.pipeline import default_threads
     from occcodec.fsutil import check_writable_dir
@@ -54,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.address:
         raise UsageError("--address needs --engine ray")
     cores, memory = default_threads(), available_memory()
-    jobs, threads = resolve_jobs(args.jobs, args.threads, cores, memory)
+    jobs, threads = resolve_jobs(args.jobs, args.threads, cores, memory,
+                                 worker_bytes(args.resolution))
     note = "" if args.jobs or args.engine == "ray" else (
         f"; default --jobs for {cores} core(s)"
         + (f" and {memory / 2**30:.0f} GiB free" if memory else ""))
