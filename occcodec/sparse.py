@@ -604,17 +604,22 @@ def _up_n(a: np.ndarray, times: int) -> np.ndarray:
     return a.repeat(times, axis=1).repeat(times, axis=2).repeat(times, axis=3)
 
 
-def _check_args(shape: Sequence[int], rule: str, stride: int | None
-                ) -> tuple[tuple[int, int, int], int]:
+def _check_shape(shape: Sequence[int]) -> tuple[int, int, int]:
     shape3 = tuple(int(n) for n in shape)
     if len(shape3) != 3 or min(shape3) < 1:
         raise UsageError(f"grid shape {shape3} must be three sizes >= 1")
+    return shape3  # type: ignore[return-value]
+
+
+def _check_args(shape: Sequence[int], rule: str, stride: int | None
+                ) -> tuple[tuple[int, int, int], int]:
+    shape3 = _check_shape(shape)
     if rule not in RULES:
         raise UsageError(f"unknown sparse rule {rule!r}: use one of {', '.join(RULES)}")
     s_top = default_stride(shape3) if stride is None else int(stride)
     if s_top < 2 or s_top & (s_top - 1):
         raise UsageError(f"stride {s_top} must be a power of two >= 2")
-    return shape3, s_top  # type: ignore[return-value]
+    return shape3, s_top
 
 
 def sparse_field(arch: Arch, weights: Weights, shape: Sequence[int], *,
@@ -975,7 +980,7 @@ def voxel_logits(arch: Arch, weights: Weights, shape: Sequence[int], index: np.n
     LimitError
         If the points times the parameters exceed the ``work`` limit.
     """
-    shape3, _ = _check_args(shape, "margin", 2)
+    shape3 = _check_shape(shape)
     idx = np.asarray(index, dtype=np.intp)
     if idx.ndim != 2 or idx.shape[1] != 3:
         raise UsageError(f"voxel indices must be an (N, 3) array, got shape {idx.shape}")
@@ -1168,16 +1173,11 @@ def _big_components(verts: np.ndarray, faces: np.ndarray, min_fraction: float
     p0, p1, p2 = verts[faces[:, 0]], verts[faces[:, 1]], verts[faces[:, 2]]
     vol = np.bincount(comp, np.einsum("ij,ij->i", p0, np.cross(p1, p2)) / 6.0, ncomp)
     area = np.bincount(comp, np.linalg.norm(np.cross(p1 - p0, p2 - p0), axis=1) / 2.0, ncomp)
-    # an edge's key: lower vertex * nv + higher (int64: nv < 3e9); a 1-D sort is ~10x
+    # an edge's key: lower vertex * nv + higher (int64: nv < 3e9); a 1-D unique is ~10x
     # faster than np.unique(axis=0) on rows (measured: 9 M edges, 10 s against 1 s)
     key = np.minimum(a, b).astype(np.int64) * nv + np.maximum(a, b)
-    order = np.argsort(key, kind="stable")
-    sk = key[order]
-    start = np.flatnonzero(np.concatenate(([True], sk[1:] != sk[:-1])))
-    counts = np.diff(np.append(start, len(sk)))
-    run = np.repeat(np.arange(len(start)), counts)
-    bad_edge = np.empty(len(key), dtype=bool)
-    bad_edge[order] = counts[run] != 2
+    _, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
+    bad_edge = counts[inv] != 2
     open_ = np.bincount(comp[np.repeat(np.arange(len(faces)), 3)], bad_edge, ncomp) > 0
     # Each kind is measured against the largest component of any kind (volume: the largest
     # |enclosed volume|, area: the largest area), not of its own kind: when the main body

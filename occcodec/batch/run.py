@@ -60,17 +60,17 @@ from occcodec.errors import InputError, OccError, OutputError, UsageError
 #: above 128^3.
 WORKER_BYTES = 3 << 29
 WORKER_BYTES_FINE = 7 << 29
-
-
-def worker_bytes(resolution: int) -> int:
-    """The memory one worker is given at ``--resolution``."""
-    return WORKER_BYTES if resolution <= 128 else WORKER_BYTES_FINE
 #: Environment of every worker: quiet TensorFlow; let several workers share one GPU.
 WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
 
 __all__ = ["MANIFEST", "available_memory", "check_existing", "decode_directory",
            "encode_tree", "plan", "prepare_dirs", "print_summary", "resolve_jobs",
            "worker_bytes"]
+
+
+def worker_bytes(resolution: int) -> int:
+    """The memory one worker is given at ``--resolution``."""
+    return WORKER_BYTES if resolution <= 128 else WORKER_BYTES_FINE
 
 
 def resolve_jobs(jobs: int | None, threads: int, cores: int, memory: int | None,

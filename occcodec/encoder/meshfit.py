@@ -311,7 +311,7 @@ def mesh_metrics(arch: Arch, weights: Weights, ref: MeshReference, mesh: Any,
     if ref.grid is not None:
         f = ref.field(arch, weights)
         pred = f.voxels()
-        truth, n = ref.grid, ref.grid.size
+        truth = ref.grid
         if surface:
             verts, faces = field_mesh(f)
             verts = to_world(verts, f.shape, ref.center, ref.scale)

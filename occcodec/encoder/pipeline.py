@@ -300,7 +300,7 @@ def _encode_shape(shape: Shape, source_sha256: bytes, opts: EncodeOptions,
     target = ratefit.effective_target(opts, preset)
     samples, score, template = _training_set(
         shape, grid, rng, progress, ref,
-        target if preset.clean_components and target is not None else None, target)
+        target if preset.clean_components else None, target)
     progress.advance(f"{len(samples.train_x)} samples, {samples.boundary} on the boundary")
 
     def epoch_hook(e: int, loss: float, acc: float) -> None:
