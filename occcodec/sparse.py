@@ -108,7 +108,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -129,8 +129,9 @@ ACTIVATION_LIPSCHITZ = {"relu": 1.0, "elu": 1.0, "swish": 1.1}
 #: Block edge in voxels: below it the refinement runs per block on (B+1)^3 arrays, and
 #: marching cubes works on blocks.
 BLOCK = 8
-#: Active blocks refined together: 4096 blocks of 9^3 float32 are 12 MB per array.
-BLOCK_BATCH = 4096
+#: Active blocks refined together: 2048 blocks of 9^3 float32 are 6 MB per array (4096
+#: took the same time and 90 MB more at the peak of nut's network at 1024^3, measured).
+BLOCK_BATCH = 2048
 #: Marching cubes: blocks are stacked along x from this index on (see the module docstring:
 #: float32 has one spacing, 2^-13, on [1024, 2048)).
 _MC_PREFIX = 1024
@@ -625,7 +626,7 @@ def _check_args(shape: Sequence[int], rule: str, stride: int | None
 def sparse_field(arch: Arch, weights: Weights, shape: Sequence[int], *,
                  stride: int | None = None, rule: str = "margin", safety: float = 1.0,
                  margin: float = 0.5, fine_safety: float = 0.6,
-                 fine_margin: float = 0.25) -> SparseField:
+                 fine_margin: float = 0.25, set_aside: bool = True) -> SparseField:
     """Evaluate the logit field coarse to fine; see the module docstring for the rules.
 
     Parameters
@@ -652,6 +653,9 @@ def sparse_field(arch: Arch, weights: Weights, shape: Sequence[int], *,
         why 0.6 (the plate bound is 0.577). With the defaults and the band, spot, nut and
         pinion (fast-preset files) evaluate 7.5, 13.0 and 18.1 % of 256^3 and 3.4, 6.0
         and 9.4 % of 512^3, all exact.
+    set_aside
+        Give no last-level array to the blocks that end with one sign (see
+        :func:`_refine_blocks`); the same voxels either way, less memory with it.
 
     Raises
     ------
@@ -695,19 +699,22 @@ def sparse_field(arch: Arch, weights: Weights, shape: Sequence[int], *,
     label = np.where(coarse[:-1, :-1, :-1] > 0, 1, -1).astype(np.int8)
     blocks = np.argwhere(active[0])
     block_slope = None if slope is None else slope[0][tuple(blocks.T)]
-    vals, counts = _refine_blocks(coarse, blocks, block_slope, block, n, rl, evaluate,
-                                  label.shape)
-    anyp = np.zeros(len(blocks), dtype=bool)
-    allp = np.zeros(len(blocks), dtype=bool)
-    for start in range(0, len(blocks), BLOCK_BATCH):
+    done = _refine_blocks(coarse, blocks, block_slope, block, n, rl, evaluate, label.shape,
+                          set_aside)
+    vals, counts = done.values, done.counts
+    label[tuple(blocks[done.dropped].T)] = np.where(done.dropped_inside, 1, -1)
+    anyp = np.zeros(len(vals), dtype=bool)
+    allp = np.zeros(len(vals), dtype=bool)
+    for start in range(0, len(vals), BLOCK_BATCH):
         pos = (vals[start : start + BLOCK_BATCH] > 0).reshape(-1, (block + 1) ** 3)
         anyp[start : start + BLOCK_BATCH] = pos.any(axis=1)
         allp[start : start + BLOCK_BATCH] = pos.all(axis=1)
-    label[tuple(blocks.T)] = np.where(allp, 1, np.where(anyp, 0, -1))
-    keep = anyp & ~allp
-    mixed_all = blocks[keep]
+    label[tuple(blocks[done.rows].T)] = np.where(allp, 1, np.where(anyp, 0, -1))
+    keep = np.flatnonzero(anyp & ~allp)
+    keep = keep[np.argsort(done.rows[keep], kind="stable")]  # C order (taken-back blocks last)
+    mixed_all = blocks[done.rows[keep]]
     values_all = vals[keep]
-    del vals
+    del vals, done
     levels.append(_stats(block, cand, active, 0, thr))
     for edge in sorted(counts, reverse=True):
         cells, refined, count = counts[edge]
@@ -743,10 +750,19 @@ def _stats(edge: int, cand: np.ndarray, active: np.ndarray, count: int,
                       float(np.median(thr)) if len(thr) else 0.0)
 
 
+class _Blocks(NamedTuple):
+    """What :func:`_refine_blocks` returns."""
+
+    values: np.ndarray  # (K', B+1, B+1, B+1) float32 logits of the blocks kept to the end
+    rows: np.ndarray  # their rows in the ``blocks`` given
+    dropped: np.ndarray  # rows of the blocks set aside before the last level (one sign)
+    dropped_inside: np.ndarray  # their sign (bool)
+    counts: dict[int, tuple[int, int, int]]  # per cell edge: (tested, refined, evaluated)
+
+
 def _refine_blocks(coarse: np.ndarray, blocks: np.ndarray, slope: np.ndarray | None,
                    block: int, n: np.ndarray, rule: _Rule, evaluate: _Evaluator,
-                   grid: tuple[int, ...]
-                   ) -> tuple[np.ndarray, dict[int, tuple[int, int, int]]]:
+                   grid: tuple[int, ...], drop: bool = True) -> _Blocks:
     """Refine the active blocks to the voxel lattice: (K, B+1, B+1, B+1) float32 logits.
 
     All blocks go down one level at a time (evaluated :data:`BLOCK_BATCH` blocks at a
@@ -754,6 +770,19 @@ def _refine_blocks(coarse: np.ndarray, blocks: np.ndarray, slope: np.ndarray | N
     the surface across block faces (see the module docstring, "band"). Points in the
     padding become -inf at the end: the dense decoder pads with "outside". Also returns,
     per cell edge below the block, (cells tested, refined, points evaluated).
+
+    **Set aside before the last level** (``drop``): a block none of whose cells is refined
+    there and whose points all have one sign (away from the grid's border) ends as that
+    sign unless a neighbour's evaluated point on their shared face has the other sign
+    (then the flood and the face sync could change it). Such blocks get no ``(B+1)^3``
+    array: the last level's arrays were the decode's memory peak (712 k blocks, 2.1 GB, for
+    nut's network at 1024^3; 46 % of them are set aside). After the flood, the blocks set
+    aside whose kept neighbours hold a finite value of the other sign on the shared face
+    are taken back (into rows reserved, but not touched, in the last level's array) and
+    the flood goes on from them, until no such face is left. The voxels are those of
+    refining every block; the kept blocks' values can differ in rounding (BLAS rounds a
+    row by its place in the batch) and in the fills on faces next to a block set aside
+    (an infinity of the same sign instead of that block's value).
     """
     k = len(blocks)
     z = np.empty((k, 2, 2, 2), dtype=np.float32)
@@ -763,32 +792,171 @@ def _refine_blocks(coarse: np.ndarray, blocks: np.ndarray, slope: np.ndarray | N
     active = np.ones((k, 1, 1, 1), dtype=bool)
     sl = None if slope is None else slope.reshape(k, 1, 1, 1)
     pairs = _face_pairs(blocks, grid)
+    flooding = rule.name == "margin" and block > 2
+    rows = np.arange(k)
+    aside = _Aside.none()
     counts: dict[int, tuple[int, int, int]] = {}
     s = block
     tested = k
     cand = active
     while True:
-        z, count = _refine_batched(z, active, origin, s, evaluate)
-        if s == 2 and s < block and rule.name == "margin":
+        full, count = _refine_batched(z, active, origin, s, evaluate,
+                                      spare=len(aside.rows) if s == 2 else 0)
+        z = full[: len(z)]
+        if s == 2 and flooding:
             extra, more = _flood(z, cand & ~active, origin, s, n, pairs, evaluate)
             active |= extra
             count += more
+            while len(aside.rows):  # take back the blocks whose neighbours disagree
+                back = _face_conflict(z, rows, aside, blocks, grid)
+                if not back.any():
+                    break
+                m, k0 = int(back.sum()), len(z)
+                new_origin = blocks[aside.rows[back]].astype(np.int64) * block
+                values, more = aside.values(back, new_origin, s, evaluate)
+                count += more
+                full[k0 : k0 + m], _ = _refine(values, np.zeros(
+                    (m, *active.shape[1:]), dtype=bool), new_origin, s, evaluate)
+                z = full[: k0 + m]
+                rows = np.concatenate([rows, aside.rows[back]])
+                origin = np.concatenate([origin, new_origin])
+                back_cand = aside.candidates(back, active.shape[1:])
+                cand = np.concatenate([cand, back_cand])
+                active = np.concatenate([active, np.zeros_like(back_cand)])
+                aside = aside.keep(~back)
+                pairs = _face_pairs(blocks[rows], grid)
+                extra, more = _flood(z, cand & ~active, origin, s, n, pairs, evaluate)
+                active |= extra
+                count += more
+            cand = active  # (the candidates are no longer needed)
+        del full  # z may still view it; nothing else may (a drop below frees it)
         counts[s] = (tested, int(active.sum()), count)
         s //= 2
         if s == 1:
             break
         cand = _up(active)
         tested = int(cand.sum())
-        active, sl, _ = _test(z, cand, None if sl is None else _up(sl), origin, s, n, rule)
-        if s == 2 and rule.name == "margin":
-            change = cand & _sign_change(z, origin, s, n)
-            active &= change | ~_grow(change, np.logical_or, first=1)
+        active, sl = _test_blocks(z, cand, sl, origin, s, n, rule)
+        if s == 2 and drop and len(z):
+            pos = (z > 0).reshape(len(z), -1)
+            inside = np.asarray(pos.all(axis=1))
+            far = origin + s * (z.shape[1] - 1)
+            one_sign = ((inside | ~pos.any(axis=1)) & ~active.any(axis=(1, 2, 3))
+                        & (origin >= 1).all(axis=1) & (far <= n).all(axis=1))
+            del pos
+            if one_sign.any():
+                aside = _Aside.of(rows, inside, z, cand, one_sign)
+                keep = np.flatnonzero(~one_sign)
+                rows, z, active, cand, origin = (rows[keep], z[keep], active[keep],
+                                                 cand[keep], origin[keep])
+                sl = None if sl is None else sl[keep]
+                pairs = _face_pairs(blocks[rows], grid)
     # the padding (u = 0 and u > n) is "outside"
-    rows, pad = _padding(origin, block + 1, 1, n)
-    part = z[rows]
+    prow, pad = _padding(origin, block + 1, 1, n)
+    part = z[prow]
     np.copyto(part, np.float32(-np.inf), where=pad)
-    z[rows] = part
-    return z, counts
+    z[prow] = part
+    return _Blocks(z, rows, aside.rows, aside.inside, counts)
+
+
+def _test_blocks(z: np.ndarray, cand: np.ndarray, slope: np.ndarray | None,
+                 origin: np.ndarray, s: int, n: np.ndarray, rule: _Rule
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`_test` of the blocks' cells of edge ``s`` (and the band, at ``s == 2``), on
+    :data:`BLOCK_BATCH` blocks at a time: the same values, without the whole-array
+    temporaries (at 1024^3 they were 1.2 GB for nut's network, the peak before the last
+    level). ``slope`` is the parent level's; the new one is returned while a level follows.
+    """
+    active = np.empty(cand.shape, dtype=bool)
+    out = np.empty(cand.shape, dtype=np.float32) if slope is not None and s > 2 else None
+    for start in range(0, len(z), BLOCK_BATCH):
+        b = slice(start, min(start + BLOCK_BATCH, len(z)))
+        act, sl, _ = _test(z[b], cand[b], None if slope is None else _up(slope[b]),
+                           origin[b], s, n, rule)
+        if s == 2 and rule.name == "margin":
+            change = cand[b] & _sign_change(z[b], origin[b], s, n)
+            act &= change | ~_grow(change, np.logical_or, first=1)
+        active[b] = act
+        if out is not None:
+            out[b] = sl
+    return active, out
+
+
+@dataclass
+class _Aside:
+    """Blocks set aside before the last level: rows, sign, and packed bits of which of their
+    points were evaluated and which cells were candidates (16 + 8 bytes a block, where
+    their values were 500: enough to rebuild a block taken back, by evaluating again)."""
+
+    rows: np.ndarray
+    inside: np.ndarray
+    finite: np.ndarray
+    cand: np.ndarray
+    side: int
+
+    @staticmethod
+    def none() -> _Aside:
+        empty = np.zeros(0, dtype=np.intp)
+        return _Aside(empty, empty.astype(bool), np.zeros((0, 1), dtype=np.uint8),
+                      np.zeros((0, 1), dtype=np.uint8), 1)
+
+    @staticmethod
+    def of(rows: np.ndarray, inside: np.ndarray, z: np.ndarray, cand: np.ndarray,
+           mask: np.ndarray) -> _Aside:
+        k = int(mask.sum())
+        finite = np.packbits(np.isfinite(z[mask]).reshape(k, -1), axis=1)
+        return _Aside(rows[mask], inside[mask], finite,
+                      np.packbits(cand[mask].reshape(k, -1), axis=1), z.shape[1])
+
+    def keep(self, mask: np.ndarray) -> _Aside:
+        return _Aside(self.rows[mask], self.inside[mask], self.finite[mask], self.cand[mask],
+                      self.side)
+
+    def candidates(self, mask: np.ndarray, cells: tuple[int, ...]) -> np.ndarray:
+        bits = np.unpackbits(self.cand[mask], axis=1, count=int(np.prod(cells)))
+        return bits.astype(bool).reshape(-1, *cells)
+
+    def values(self, mask: np.ndarray, origin: np.ndarray, step: int, evaluate: _Evaluator
+               ) -> tuple[np.ndarray, int]:
+        """The blocks' point values again: fills of their sign, evaluated where they were
+        evaluated (the same logits, up to the rounding of another batch)."""
+        side = self.side
+        fin = np.unpackbits(self.finite[mask], axis=1, count=side**3).astype(bool)
+        fin = fin.reshape(-1, side, side, side)
+        z = np.where(self.inside[mask], np.float32(np.inf), np.float32(-np.inf))
+        z = np.ascontiguousarray(np.broadcast_to(z[:, None, None, None], fin.shape))
+        blk, i, j, k = np.nonzero(fin)
+        o = origin.astype(np.intp)
+        vals = evaluate(o[blk, 0] + i * step, o[blk, 1] + j * step, o[blk, 2] + k * step)
+        z[fin] = vals
+        return z.astype(np.float32, copy=False), len(vals)
+
+
+def _face_conflict(z: np.ndarray, rows: np.ndarray, aside: _Aside, blocks: np.ndarray,
+                   grid: tuple[int, ...]) -> np.ndarray:
+    """Which blocks set aside (a mask over ``aside``) share a face with a kept block
+    (``z``, ``rows`` of ``blocks``) that holds a finite value there of the other sign."""
+    where = np.full(len(blocks), -1, dtype=np.int64)
+    where[rows] = np.arange(len(rows))
+    sign = np.zeros(len(blocks), dtype=np.int8)
+    sign[aside.rows] = np.where(aside.inside, 1, -1)
+    hit_rows: list[np.ndarray] = []
+    for axis, lower, upper in _face_pairs(blocks, grid):
+        for kept, other, face in ((lower, upper, -1), (upper, lower, 0)):
+            both = np.flatnonzero((where[kept] >= 0) & (sign[other] != 0))
+            for start in range(0, len(both), BLOCK_BATCH):
+                sel = both[start : start + BLOCK_BATCH]
+                index: list[Any] = [where[kept[sel]], slice(None), slice(None), slice(None)]
+                index[axis + 1] = face
+                values = z[tuple(index)]
+                inside = (sign[other[sel]] > 0)[:, None, None]
+                with np.errstate(invalid="ignore"):
+                    bad = (np.isfinite(values) & ((values > 0) != inside)).any(axis=(1, 2))
+                hit_rows.append(other[sel[bad]])
+    hit = np.zeros(len(blocks), dtype=bool)
+    if hit_rows:
+        hit[np.concatenate(hit_rows)] = True
+    return hit[aside.rows]
 
 
 def _padding(origin: np.ndarray, side: int, step: int, n: np.ndarray
@@ -939,13 +1107,17 @@ def _sync_faces(z2: np.ndarray, pairs: list[tuple[int, np.ndarray, np.ndarray]])
 
 
 def _refine_batched(z: np.ndarray, active: np.ndarray, origin: np.ndarray, step: int,
-                    evaluate: _Evaluator) -> tuple[np.ndarray, int]:
-    """:func:`_refine` on :data:`BLOCK_BATCH` arrays at a time (bounded temporaries)."""
+                    evaluate: _Evaluator, spare: int = 0) -> tuple[np.ndarray, int]:
+    """:func:`_refine` on :data:`BLOCK_BATCH` arrays at a time (bounded temporaries).
+
+    The result has ``spare`` more rows than ``z``, left unwritten: reserved address space
+    only, no memory until used.
+    """
     k, a, b, c = z.shape
-    out = np.empty((k, 2 * a - 1, 2 * b - 1, 2 * c - 1), dtype=np.float32)
+    out = np.empty((k + spare, 2 * a - 1, 2 * b - 1, 2 * c - 1), dtype=np.float32)
 
     def batch(start: int) -> int:
-        sl = slice(start, start + BLOCK_BATCH)
+        sl = slice(start, min(start + BLOCK_BATCH, k))
         out[sl], cnt = _refine(z[sl], active[sl], origin[sl], step, evaluate)
         return cnt
 
@@ -1015,15 +1187,24 @@ def _sigmoid_inplace(z: np.ndarray) -> np.ndarray:
 def field_mesh(f: SparseField) -> tuple[np.ndarray, np.ndarray]:
     """Marching cubes at P = 0.5 on the mixed blocks, stitched; vertices in lattice ``u``.
 
+    Two passes over the marching-cubes calls: the first keeps each call's vertices in
+    block-local float32 (exact, see the module docstring) and keys the ones on block
+    faces; after the copies are found (:func:`_merge_keys`), the second writes the kept
+    vertices and the renumbered faces straight into the two output arrays, one call at a
+    time. No whole-mesh temporaries: every fresh page costs a fault, and at 1024^3 the
+    concatenated and re-indexed copies of before took most of the meshing's time
+    (pinion's network: 11 M faces).
+
     Returns (vertices (V, 3) float64 in padded voxel index, faces (F, 3) int64).
     """
     from skimage import measure
 
     b, side = f.block, f.block + 1
     per_call = (2 * _MC_PREFIX - 1 - _MC_PREFIX) // side  # stacked x stays below 2048
-    verts: list[np.ndarray] = []
-    faces: list[np.ndarray] = []
-    on_face: list[np.ndarray] = []
+    dims = [int(g) * b + 1 for g in f.label.shape]  # the lattice's points per axis
+    calls: list[tuple[int, np.ndarray, np.ndarray, np.ndarray] | None] = []
+    keys: list[np.ndarray] = []
+    where: list[np.ndarray] = []
     count = 0
     for start in range(0, len(f.mixed), per_call):
         part = f.mixed[start : start + per_call]
@@ -1040,19 +1221,39 @@ def field_mesh(f: SparseField) -> tuple[np.ndarray, np.ndarray]:
         del prob
         v, fc, _, _ = measure.marching_cubes(vol, level=0.5, mask=mask,
                                              gradient_direction="ascent")
-        x = v[:, 0].astype(np.float64) - _MC_PREFIX
-        which = np.minimum((x // side).astype(np.int64), m - 1)
-        local = v.astype(np.float64)
-        local[:, 0] = x - which * side  # exact: see the module docstring
-        on_face.append(((local == 0) | (local == b)).any(axis=1))
-        local += part[which] * b
-        verts.append(local)
-        small = count + len(v) < 2**31  # int32 while assembling (half the memory)
-        faces.append(fc.astype(np.int32 if small else np.int64) + count)
-        count += len(v)
-    if not verts:
+        del vol, mask
+        local = np.ascontiguousarray(v, dtype=np.float32)
+        x = local[:, 0] - np.float32(_MC_PREFIX)  # exact: x is a multiple of 2^-13 below 1024
+        which = np.minimum((x // side).astype(np.int32), m - 1)
+        local[:, 0] = x - (which * side).astype(np.float32)  # exact, in [0, B]
+        idx = np.flatnonzero(((local == 0) | (local == b)).any(axis=1))
+        lv = local[idx]
+        lo = np.floor(lv)
+        axis = np.argmax(lv != lo, axis=1)  # the fractional coordinate (0 if none)
+        li = lo.astype(np.int64) + part[which[idx]] * b
+        keys.append(((li[:, 0] * dims[1] + li[:, 1]) * dims[2] + li[:, 2]) * 3 + axis)
+        where.append(idx + count)
+        calls.append((start, local, which, fc.astype(np.int32, copy=False)))
+        count += len(local)
+    if not calls:
         return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
-    return _merge(np.concatenate(verts), np.concatenate(faces), np.concatenate(on_face))
+    keep, new_index = _merge_keys(count, np.concatenate(keys), np.concatenate(where))
+    del keys, where
+    verts = np.empty((int(keep.sum()), 3), dtype=np.float64)
+    faces = np.empty((sum(len(c[3]) for c in calls if c is not None), 3), dtype=np.int64)
+    base = vpos = fpos = 0
+    for i, call in enumerate(calls):
+        assert call is not None
+        start, local, which, fc = call
+        calls[i] = None  # free this call's arrays as the outputs fill
+        n = len(local)
+        sel = np.flatnonzero(keep[base : base + n])
+        out = verts[vpos : vpos + len(sel)]
+        out[...] = local[sel]
+        out += f.mixed[start + which[sel]] * b  # integers: exact in float64
+        np.take(new_index[base : base + n], fc, out=faces[fpos : fpos + len(fc)])
+        base, vpos, fpos = base + n, vpos + len(sel), fpos + len(fc)
+    return verts, faces
 
 
 def _straddles(p: np.ndarray) -> np.ndarray:
@@ -1068,43 +1269,49 @@ def _straddles(p: np.ndarray) -> np.ndarray:
     return out
 
 
-def _merge(verts: np.ndarray, faces: np.ndarray, on_face: np.ndarray
-           ) -> tuple[np.ndarray, np.ndarray]:
-    """Merge the copies of vertices on block faces (``on_face``; equal positions: same two
-    values).
+def _merge_keys(count: int, key: np.ndarray, where: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Which of ``count`` vertices to keep, and each vertex's row among the kept ones.
 
-    A marching-cubes vertex on a block face lies on one lattice edge: its integer
-    coordinates and the axis of its fractional one name that edge, so copies are found by
-    one int64 key per vertex (a 1-D sort) instead of ``np.unique(axis=0)`` on float rows
-    (which sorted void views and was 40 % of meshing). Copies are equal bit for bit (see
-    the module docstring), so this merges what the exact-position rule merged; the first
-    copy is kept.
+    ``where`` lists the vertices on block faces, in order, and ``key`` names the lattice
+    edge each lies on: its integer coordinates and the axis of its fractional one. Copies
+    (equal keys; equal positions bit for bit, see the module docstring) merge into the
+    first. One int64 key per vertex is a 1-D sort, where ``np.unique(axis=0)`` on float
+    rows sorted void views (40 % of meshing, before).
     """
-    idx = np.flatnonzero(on_face)
-    keep = np.ones(len(verts), dtype=bool)
-    if not len(idx):
-        return verts, faces.astype(np.int64, copy=False)
-    v = verts[idx]
-    lo = np.floor(v)
-    axis = np.argmax(v != lo, axis=1)  # the fractional coordinate (0 if none)
-    li = lo.astype(np.int64)
-    dims = li.max(axis=0) + 1
-    key = ((li[:, 0] * dims[1] + li[:, 1]) * dims[2] + li[:, 2]) * 3 + axis
+    keep = np.ones(count, dtype=bool)
+    if not len(where):
+        return keep, np.arange(count, dtype=np.int64)
     _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    copy = np.ones(len(idx), dtype=bool)
+    copy = np.ones(len(where), dtype=bool)
     copy[first] = False
-    keep[idx[copy]] = False
-    # each vertex's row in the kept array: its own, or its first copy's (only the face
-    # vertices are looked up again: the whole-array remap of before cost 3 passes more)
-    new_index = np.cumsum(keep) - 1
-    new_index[idx] = new_index[idx[first][inverse.ravel()]]
-    return verts[keep], new_index[faces]  # int64 faces
+    keep[where[copy]] = False
+    new_index = np.cumsum(keep, dtype=np.int64) - 1
+    # only the face vertices are looked up again (a whole-array remap cost 3 passes more)
+    new_index[where] = new_index[where[first][inverse.ravel()]]
+    return keep, new_index
 
 
 def to_world(verts_u: np.ndarray, shape: Sequence[int], center: Sequence[float],
-             scale: float) -> np.ndarray:
-    """Padded lattice index -> voxel index -> normalised -> world (``formats/occ-v1.md`` 10)."""
-    return frame.index_to_world(verts_u - 1.0, shape, center, scale)
+             scale: float, *, inplace: bool = False) -> np.ndarray:
+    """Padded lattice index -> voxel index -> normalised -> world (``formats/occ-v1.md`` 10).
+
+    ``inplace=True`` overwrites ``verts_u`` (float64, (V, 3)) with the same values, bit for
+    bit (the same float64 operations in the same order): at 1024^3 the four temporaries
+    of the out-of-place form are 0.5 GB of fresh pages.
+    """
+    if not inplace:
+        return frame.index_to_world(verts_u - 1.0, shape, center, scale)
+    if verts_u.dtype != np.float64:
+        raise TypeError("to_world(inplace=True) needs float64 vertices")
+    dims = np.asarray(shape, dtype=np.float64)
+    c = np.asarray(center, dtype=np.float64).reshape(3)
+    verts_u -= 1.0
+    verts_u -= (dims - 1.0) / 2.0  # frame._normalize: (i - (n - 1) / 2) / (m / 2)
+    verts_u /= dims.max() / 2.0
+    verts_u *= float(scale)  # frame.normalized_to_world: c + scale * p
+    verts_u += c
+    return verts_u
 
 
 def sparse_mesh(arch: Arch, weights: Weights, shape: Sequence[int], center: Sequence[float],
@@ -1122,7 +1329,7 @@ def sparse_mesh(arch: Arch, weights: Weights, shape: Sequence[int], center: Sequ
     """
     f = sparse_field(arch, weights, shape, **kwargs)  # type: ignore[arg-type]
     verts, faces = field_mesh(f)
-    return to_world(verts, f.shape, center, scale), faces
+    return to_world(verts, f.shape, center, scale, inplace=True), faces
 
 
 def drop_specks(verts: np.ndarray, faces: np.ndarray, min_fraction: float = 1e-3

@@ -314,7 +314,7 @@ def mesh_metrics(arch: Arch, weights: Weights, ref: MeshReference, mesh: Any,
         truth = ref.grid
         if surface:
             verts, faces = field_mesh(f)
-            verts = to_world(verts, f.shape, ref.center, ref.scale)
+            verts = to_world(verts, f.shape, ref.center, ref.scale, inplace=True)
         out["iou_sampled"] = 0
     else:
         assert ref.index is not None and ref.labels is not None

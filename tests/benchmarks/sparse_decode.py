@@ -44,7 +44,7 @@ t0, c0 = time.perf_counter(), time.process_time()
 f = sparse.sparse_field(h.arch, coded.weights, shape, rule=rule, safety=safety)
 t1 = time.perf_counter()
 verts, faces = sparse.field_mesh(f)
-world = sparse.to_world(verts, shape, h.center, h.scale)
+world = sparse.to_world(verts, shape, h.center, h.scale, inplace=True)
 t2, c2 = time.perf_counter(), time.process_time()
 row = {"file": path, "resolution": res, "rule": rule, "safety": safety, "arch": str(h.arch),
        "field_s": round(t1 - t0, 2), "mesh_s": round(t2 - t0, 2), "cpu_s": round(c2 - c0, 2),
