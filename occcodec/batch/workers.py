@@ -28,6 +28,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Protocol
 
+from occcodec import heap
 from occcodec.errors import OccError, UsageError
 from occcodec.progress import Progress
 
@@ -155,6 +156,7 @@ def _worker_main(job: Job, conn: Connection) -> None:
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides when workers stop
     os.environ.update(job.env)
+    heap.keep_freed_memory()  # a fresh process that ends after its job
     if job.log:  # TensorFlow's C++ logging writes to fd 2: keep it off the live display
         fd = os.open(job.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.dup2(fd, 1)

@@ -14,7 +14,7 @@ import sys
 from types import ModuleType
 from typing import NoReturn
 
-from occcodec import __version__
+from occcodec import __version__, heap
 from occcodec.cli import batch, bench, decode, encode, eval, info, render
 from occcodec.errors import LimitError, OccError, UsageError
 from occcodec.format import limits
@@ -86,7 +86,13 @@ def apply_limits(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 success, non-zero on any error)."""
+    """Run the CLI; returns the exit code (0 success, non-zero on any error).
+
+    Called without ``argv`` (the ``occcodec`` command itself), the process keeps freed
+    memory for reuse (:func:`occcodec.heap.keep_freed_memory`).
+    """
+    if argv is None:
+        heap.keep_freed_memory()
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
