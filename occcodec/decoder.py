@@ -389,10 +389,47 @@ def write_output(coded: Coded, path: str | os.PathLike[str], resolution: int | N
     import trimesh
 
     verts, faces = mesh_arrays(coded, resolution, drop_specks=drop_specks)
-    mesh = trimesh.Trimesh(verts, faces, process=False)
     with atomic_output(path, force) as tmp:
-        mesh.export(tmp, file_type=ext[1:])
+        if ext == ".ply":
+            write_ply(tmp, verts, faces)
+        else:
+            trimesh.Trimesh(verts, faces, process=False).export(tmp, file_type=ext[1:])
     return {"vertices": len(verts), "faces": len(faces)}
+
+
+#: Rows per chunk of :func:`write_ply` (1 M faces: a 13 MB buffer).
+_PLY_CHUNK = 1 << 20
+
+
+def write_ply(path: str | os.PathLike[str], verts: np.ndarray, faces: np.ndarray) -> None:
+    """Binary little-endian PLY, the layout trimesh writes (float32 ``x y z``, ``list uchar
+    int vertex_indices``), written in chunks: trimesh's exporter builds the whole file's
+    arrays first (5.0 s and 1 GB more for pinion's 11 M faces at 1024^3).
+
+    Raises
+    ------
+    ValueError
+        If a face index does not fit in int32.
+    """
+    if len(faces) and int(faces.max()) >= 2**31:
+        raise ValueError("face indices beyond int32 do not fit PLY's int")
+    header = ("ply\nformat binary_little_endian 1.0\ncomment occcodec\n"
+              f"element vertex {len(verts)}\nproperty float x\nproperty float y\n"
+              f"property float z\nelement face {len(faces)}\n"
+              "property list uchar int vertex_indices\nend_header\n")
+    row = np.dtype([("n", "u1"), ("v", "<i4", (3,))])
+    with open(path, "wb") as out:
+        out.write(header.encode("ascii"))
+        for start in range(0, len(verts), _PLY_CHUNK):
+            out.write(np.ascontiguousarray(verts[start : start + _PLY_CHUNK],
+                                           dtype="<f4").tobytes())
+        buf = np.empty(min(len(faces), _PLY_CHUNK), dtype=row)
+        buf["n"] = 3
+        for start in range(0, len(faces), _PLY_CHUNK):
+            part = faces[start : start + _PLY_CHUNK]
+            chunk = buf[: len(part)]
+            chunk["v"] = part
+            out.write(chunk.tobytes())
 
 
 def info_record(coded: Coded, path: str | None = None) -> dict[str, Any]:

@@ -1358,13 +1358,17 @@ def drop_specks(verts: np.ndarray, faces: np.ndarray, min_fraction: float = 1e-3
     comp, big = _big_components(verts, faces, min_fraction)
     dropped = int(len(big) - big.sum())
     if dropped:
-        faces = faces[big[comp]]
+        faces = np.compress(big[comp], faces, axis=0)
     used = np.zeros(nv, dtype=bool)
     used[faces.ravel()] = True
     if used.all():  # no copies when nothing goes (11 M faces at 1024^3)
         return verts, faces, dropped
-    new_index = np.cumsum(used) - 1
-    return verts[used], new_index[faces], dropped
+    new_index = np.cumsum(used, dtype=np.int64) - 1
+    # compress and take: boolean row indexing and fancy gathers were 3.4 s of pinion's
+    # 11 M faces at 1024^3; faces, a fresh array here, are renumbered in place
+    faces = faces if dropped else faces.copy()
+    np.take(new_index, faces, out=faces, mode="clip")
+    return np.compress(used, verts, axis=0), faces, dropped
 
 
 def _big_components(verts: np.ndarray, faces: np.ndarray, min_fraction: float

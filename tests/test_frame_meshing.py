@@ -238,3 +238,31 @@ def test_every_mesh_path_gives_a_solid_ball_positive_volume(
     volumes["render .npz"], volumes["render .occ"] = (m.volume for m in rendered)
 
     assert all(v > 0 for v in volumes.values()), volumes
+
+
+def test_write_ply_matches_trimesh_binary_layout(tmp_path: Path) -> None:
+    """The decoder's chunked PLY writer: trimesh's binary layout byte for byte after the
+    header (float32 vertices, uchar-counted int faces), in chunks smaller than the mesh."""
+    import trimesh
+
+    from occcodec import decoder
+
+    rng = np.random.default_rng(5)
+    verts = rng.normal(size=(2_500, 3)) * 10.0
+    faces = rng.integers(0, len(verts), size=(4_001, 3))
+    ours, theirs = tmp_path / "a.ply", tmp_path / "b.ply"
+    old = decoder._PLY_CHUNK
+    decoder._PLY_CHUNK = 1_000
+    try:
+        decoder.write_ply(ours, verts, faces)
+    finally:
+        decoder._PLY_CHUNK = old
+    trimesh.Trimesh(verts, faces, process=False).export(theirs)
+    a, b = ours.read_bytes(), theirs.read_bytes()
+    end = b"end_header\n"
+    assert a[a.index(end) + len(end):] == b[b.index(end) + len(end):]
+    back = trimesh.load(ours, process=False)
+    np.testing.assert_array_equal(back.faces, faces)
+    np.testing.assert_allclose(back.vertices, verts.astype(np.float32))
+    decoder.write_ply(tmp_path / "empty.ply", np.zeros((0, 3)), np.zeros((0, 3), np.int64))
+    assert len(trimesh.load(tmp_path / "empty.ply", process=False, force="mesh").faces) == 0
