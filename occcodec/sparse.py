@@ -89,9 +89,10 @@ the values are bit for bit those of one thread. Measured on the 2-core machine a
 rotor_small's field 5.4 s on one thread and 3.3-3.8 s on two.
 
 Memory stays sparse: whole-grid arrays only down to stride ``B`` (a few MB at 1024^3), the
-active blocks' arrays while they are refined (float32 ``(B+1)^3`` each: 750 MB for the
-257 k active blocks of pinion's network at 1024^3), then only the blocks that hold a sign
-change, and one label byte per block; a dense grid exists only when
+active blocks' arrays while they are refined (float32 ``(B+1)^3`` each at the last level,
+except the blocks set aside there with one sign, see :func:`_refine_blocks`: 1.19 GB for
+the 407 k kept of nut's 712 k at 1024^3), then only the blocks that hold a sign change, and
+one label byte per block; a dense grid exists only when
 :meth:`SparseField.voxels` is asked for. The work (parameters x
 points evaluated) is checked against the ``work`` limit as it grows.
 """
