@@ -829,7 +829,6 @@ def _refine_blocks(coarse: np.ndarray, blocks: np.ndarray, slope: np.ndarray | N
                 extra, more = _flood(z, cand & ~active, origin, s, n, pairs, evaluate)
                 active |= extra
                 count += more
-            cand = active  # (the candidates are no longer needed)
         del full  # z may still view it; nothing else may (a drop below frees it)
         counts[s] = (tested, int(active.sum()), count)
         s //= 2
@@ -939,7 +938,7 @@ class _Aside:
         o = origin.astype(np.intp)
         vals = evaluate(o[blk, 0] + i * step, o[blk, 1] + j * step, o[blk, 2] + k * step)
         z[fin] = vals
-        return z.astype(np.float32, copy=False), len(vals)
+        return z, len(vals)
 
 
 def _face_conflict(z: np.ndarray, rows: np.ndarray, aside: _Aside, blocks: np.ndarray,
@@ -1307,21 +1306,14 @@ def to_world(verts_u: np.ndarray, shape: Sequence[int], center: Sequence[float],
     """Padded lattice index -> voxel index -> normalised -> world (``formats/occ-v1.md`` 10).
 
     ``inplace=True`` overwrites ``verts_u`` (float64, (V, 3)) with the same values, bit for
-    bit (the same float64 operations in the same order): at 1024^3 the four temporaries
-    of the out-of-place form are 0.5 GB of fresh pages.
+    bit: at 1024^3 the four temporaries of the out-of-place form are 0.5 GB of fresh pages.
     """
     if not inplace:
         return frame.index_to_world(verts_u - 1.0, shape, center, scale)
     if verts_u.dtype != np.float64:
         raise TypeError("to_world(inplace=True) needs float64 vertices")
-    dims = np.asarray(shape, dtype=np.float64)
-    c = np.asarray(center, dtype=np.float64).reshape(3)
     verts_u -= 1.0
-    verts_u -= (dims - 1.0) / 2.0  # frame._normalize: (i - (n - 1) / 2) / (m / 2)
-    verts_u /= dims.max() / 2.0
-    verts_u *= float(scale)  # frame.normalized_to_world: c + scale * p
-    verts_u += c
-    return verts_u
+    return frame.index_to_world(verts_u, shape, center, scale, out=verts_u)
 
 
 def sparse_mesh(arch: Arch, weights: Weights, shape: Sequence[int], center: Sequence[float],

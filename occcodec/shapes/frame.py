@@ -124,13 +124,18 @@ def _dims(shape: Sequence[int]) -> NDArray[np.float64]:
 
 
 def _normalize(i: NDArray[np.float64], n: NDArray[np.float64] | float,
-               m: NDArray[np.float64] | float) -> NDArray[np.float64]:
-    """The spec's rule, written once: ``(i - (n - 1) / 2) / (m / 2)``, elementwise."""
-    return (i - (n - 1.0) / 2.0) / (m / 2.0)
+               m: NDArray[np.float64] | float, out: NDArray[np.float64] | None = None
+               ) -> NDArray[np.float64]:
+    """The spec's rule, written once: ``(i - (n - 1) / 2) / (m / 2)``, elementwise (into
+    ``out`` when given: the same two operations, the same values bit for bit)."""
+    out = np.subtract(i, (n - 1.0) / 2.0, out=out)
+    return np.divide(out, m / 2.0, out=out)
 
 
-def index_to_normalized(index: ArrayLike, shape: Sequence[int]) -> NDArray[np.float64]:
-    """Normalised coordinates of voxel indices ``(..., 3)`` (fractional allowed), float64.
+def index_to_normalized(index: ArrayLike, shape: Sequence[int],
+                        out: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
+    """Normalised coordinates of voxel indices ``(..., 3)`` (fractional allowed), float64
+    (into ``out`` when given, which may be ``index`` itself).
 
     ``p = (i - (n - 1) / 2) / (m / 2)`` per axis, ``m = max(shape)``.
 
@@ -140,7 +145,7 @@ def index_to_normalized(index: ArrayLike, shape: Sequence[int]) -> NDArray[np.fl
         If ``shape`` is not three positive sizes.
     """
     dims = _dims(shape)
-    return _normalize(np.asarray(index, dtype=np.float64), dims, dims.max())
+    return _normalize(np.asarray(index, dtype=np.float64), dims, dims.max(), out)
 
 
 def normalized_to_index(p: ArrayLike, shape: Sequence[int]) -> NDArray[np.float64]:
@@ -156,10 +161,13 @@ def normalized_to_index(p: ArrayLike, shape: Sequence[int]) -> NDArray[np.float6
     return np.asarray(p, dtype=np.float64) * (dims.max() / 2.0) + (dims - 1.0) / 2.0
 
 
-def normalized_to_world(p: ArrayLike, center: ArrayLike, scale: float) -> NDArray[np.float64]:
-    """``center + scale * p`` for normalised points ``(..., 3)``, float64."""
+def normalized_to_world(p: ArrayLike, center: ArrayLike, scale: float,
+                        out: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
+    """``center + scale * p`` for normalised points ``(..., 3)``, float64 (into ``out``
+    when given, which may be ``p`` itself)."""
     c = np.asarray(center, dtype=np.float64).reshape(3)
-    return c + float(scale) * np.asarray(p, dtype=np.float64)
+    out = np.multiply(np.asarray(p, dtype=np.float64), float(scale), out=out)
+    return np.add(out, c, out=out)
 
 
 def world_to_normalized(world: ArrayLike, center: ArrayLike, scale: float) -> NDArray[np.float64]:
@@ -169,9 +177,10 @@ def world_to_normalized(world: ArrayLike, center: ArrayLike, scale: float) -> ND
 
 
 def index_to_world(index: ArrayLike, shape: Sequence[int], center: ArrayLike,
-                   scale: float) -> NDArray[np.float64]:
-    """World coordinates of voxel indices ``(..., 3)``: normalised, then world."""
-    return normalized_to_world(index_to_normalized(index, shape), center, scale)
+                   scale: float, out: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
+    """World coordinates of voxel indices ``(..., 3)``: normalised, then world (into
+    ``out`` when given, which may be ``index`` itself: no temporaries)."""
+    return normalized_to_world(index_to_normalized(index, shape, out), center, scale, out)
 
 
 def world_to_index(world: ArrayLike, shape: Sequence[int], center: ArrayLike,
