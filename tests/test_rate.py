@@ -425,3 +425,30 @@ def test_trials_far_under_the_target_are_screened_on_a_sample() -> None:
     near = mesh_metrics(arch, octahedron(0.5), ref, None, surface=False,
                         screen=exact["iou"] + SCREEN_MARGIN / 2)
     assert near["iou_sampled"] == 0 and near["iou"] == exact["iou"]
+
+
+def test_float_fits_are_estimated_on_the_sample_without_a_decode() -> None:
+    from occcodec import sparse
+    from occcodec.encoder.meshfit import SCREEN_CENTRES, MeshReference, mesh_metrics
+    from occcodec.format.arch import Arch, Layer
+
+    arch = Arch((Layer(6, "relu"),), pe_levels=0)
+    k0 = np.concatenate([np.eye(3), -np.eye(3)], axis=1).astype(np.float32)
+
+    def octahedron(radius: float) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [(k0, np.zeros(6, np.float32)),
+                (-np.ones((6, 1), np.float32), np.array([radius], np.float32))]
+
+    dims = (112, 112, 112)  # 1.4 M voxels: the sample is a part of the grid
+    ref = MeshReference(dims=dims, center=(0.0, 0.0, 0.0), scale=1.0,
+                        grid=sparse.sparse_voxels(arch, octahedron(0.45), dims))
+    est = mesh_metrics(arch, octahedron(0.5), ref, None, surface=False, estimate=True)
+    assert est["iou_sampled"] == SCREEN_CENTRES < ref.grid.size
+    assert not ref.fields  # nothing decoded
+    exact = mesh_metrics(arch, octahedron(0.5), ref, None, surface=False)
+    assert exact["iou_sampled"] == 0 and len(ref.fields) == 1
+    assert est["iou"] != exact["iou"] and est["iou"] == pytest.approx(exact["iou"], abs=2e-3)
+    # the estimate is for float fits only: a trial near its target is still decoded
+    near = mesh_metrics(arch, octahedron(0.5), ref, None, surface=False,
+                        screen=exact["iou"])
+    assert near["iou_sampled"] == 0

@@ -110,7 +110,7 @@ def order_starts(found: Sequence[Start], pick: Start, quant: str, size: SizeFn,
 #: Scores decoded float32 weights as the file will be judged (the pipeline's scorer):
 #: ``(arch, weights, surface[, trial])`` -> metrics with at least ``iou``, ``accuracy``,
 #: ``params``; ``trial=False`` (a float fit, whose IoU is only a ceiling) skips the
-#: component check a trial gets.
+#: component check a trial gets and may estimate the IoU on a sample (``iou_sampled``).
 Score = Callable[..., dict[str, Any]]
 
 
@@ -153,8 +153,11 @@ def run(starts: Sequence[Start], samples: Samples, score: Score, preset: Preset,
                            lr=preset.final_lr, keep_best=True, batch=preset.batch,
                            on_epoch=epoch_hook,
                            final_lr=preset.final_lr_end)
-            iou = score(arch, res.weights, False, False)["iou"]
-            progress.note(f"{arch}: float IoU {iou * 100:.2f} %")
+            scored = score(arch, res.weights, False, False)
+            iou = scored["iou"]
+            on = scored.get("iou_sampled", 0)
+            progress.note(f"{arch}: float IoU {iou * 100:.2f} %"
+                          + (f" (on {on:,} voxel centres)" if on else ""))
             floats[key] = (res.weights, iou)
         return floats[key]
 
