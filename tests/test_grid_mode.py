@@ -338,6 +338,25 @@ def test_grid_smaller_than_every_searched_network_skips_training(
     assert np.array_equal(decoder.voxels(decoder.load(res.data)), grid)
 
 
+def test_above_the_auto_edge_a_far_miss_writes_the_grid(
+        encoder, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above GRID_AUTO_MAX_EDGE the grid is coded only after the network's file missed the
+    target by more than GRID_LATE_MISS; a narrower miss keeps the network's file."""
+    from occcodec.encoder import pipeline
+
+    monkeypatch.setattr(pipeline, "GRID_AUTO_MAX_EDGE", 16)  # 24^3 is "above" it
+    # a box with holes of noise: learnt as a box (IoU about 0.8), far under 0.95
+    grid = np.zeros((24, 24, 24), dtype=bool)
+    grid[4:20, 3:21, 5:19] = np.random.default_rng(4).random((16, 18, 14)) < 0.8
+    res = encoder.encode_result(grid, threads=1, preset="fast", target_iou=0.95)
+    assert res.arch is None and res.header["metrics"]["iou"] == 1.0 and not res.note
+    assert np.array_equal(decoder.voxels(decoder.load(res.data)), grid)
+    monkeypatch.setattr(pipeline, "GRID_LATE_MISS", 1.0)  # no miss is far
+    res = encoder.encode_result(grid, threads=1, preset="fast", target_iou=0.95)
+    assert res.arch is not None and 0.5 < res.header["metrics"]["iou"] < 0.94
+    assert "not reached" in res.note
+
+
 def test_mode_network_and_arch_never_write_the_grid(encoder) -> None:
     res = encoder.encode_result(_box(), threads=1, preset="fast", mode="network",
                                 arch="pe1,8:relu")

@@ -171,6 +171,9 @@ def test_unreachable_target_gives_closest_and_one_line() -> None:
     assert out.chosen is best and out.chosen.iou == 0.98
     assert "\n" not in out.note and "not reached" in out.note and "try" in out.note
     assert "98.00 %" in out.note
+    # the note for the chosen plan measured again (a screened trial holds an estimate)
+    assert out.note_at is not None and out.note_at(0.9712) == out.note.replace(
+        "98.00 %", "97.12 %")
 
 
 @pytest.mark.parametrize("cap", [300, 420, 520, 700, 5000])
@@ -288,6 +291,8 @@ def test_encoder_max_bytes_and_unreachable(encoder, laddered) -> None:
     hard = _enc(encoder, target_iou=1.0)
     if hard.header["metrics"]["iou"] < 1.0:
         assert "not reached" in hard.note and "try" in hard.note and "\n" not in hard.note
+        # the note gives the written file's measured IoU
+        assert f"kept the closest, {hard.header['metrics']['iou'] * 100:.2f} %" in hard.note
 
 
 def test_v1_requests_write_v1(encoder) -> None:

@@ -157,6 +157,9 @@ class Outcome:
     reached: bool
     trials: list[Trial]
     note: str = ""
+    #: The note again for the chosen plan measured at ``iou`` (a trial far under the target
+    #: holds an estimate: ``meshfit.mesh_metrics``' ``screen``); None when the target was met.
+    note_at: Callable[[float], str] | None = None
 
 
 def closest(trials: Sequence[Trial]) -> Trial:
@@ -252,7 +255,10 @@ def control(archs: Sequence[Arch], pairs: Sequence[tuple[int, int]], size: SizeF
     assert target is not None  # without a target the first fitting plan returned above
     budget = f" within {max_bytes:,} bytes" if max_bytes is not None else ""
     more = ", a higher --max-bytes" if max_bytes is not None else ""
-    note = (f"target IoU {target * 100:.2f} % not reached{budget}: kept the closest, "
-            f"{best.iou * 100:.2f} % in {best.plan.nbytes:,} bytes; try a lower --target-iou"
-            f"{more} or {advice}")
-    return Outcome(best, False, trials, note)
+
+    def note_at(iou: float) -> str:
+        return (f"target IoU {target * 100:.2f} % not reached{budget}: kept the closest, "
+                f"{iou * 100:.2f} % in {best.plan.nbytes:,} bytes; try a lower --target-iou"
+                f"{more} or {advice}")
+
+    return Outcome(best, False, trials, note_at(best.iou), note_at)

@@ -295,14 +295,15 @@ class Lowbit:
         if len(data) != chosen.plan.nbytes or (cap is not None and len(data) > cap):
             raise RuntimeError(f"internal error: predicted {chosen.plan.nbytes} bytes, packed "
                                f"{len(data)} (--max-bytes {cap}); please report it")
-        if outcome.note:
-            progress.note(outcome.note)
+        note = outcome.note_at(chosen.iou) if outcome.note_at else outcome.note
+        if note:
+            progress.note(note)
         bits = list(chosen.plan.bits)
         record = {"metrics": dict(chosen.metrics), "fill": self.shape.fill,
                   "quant": f"lowbit {','.join(map(str, bits))}", "bits": bits,
                   "trials": [{"arch": str(t.plan.arch), "bits": list(t.plan.bits),
                               "bytes": t.plan.nbytes, "iou": t.iou} for t in outcome.trials]}
-        return data, record, chosen.plan.arch, outcome.note
+        return data, record, chosen.plan.arch, note
 
     def grid_file(self, words: bytes, metrics: dict[str, Any]) -> bytes:
         """The grid-mode file (``formats/occ-v2.md`` 6.3) of a grid coded by
