@@ -74,6 +74,22 @@ field cannot change by more than ``g`` per unit". Two rules choose ``g``:
     then refines 1.2x (spot) to 1.8x (pinion) the cells that hold a sign change, against
     2.2x to 3.2x with the slope rule alone, and 512^3 evaluates 22 to 27 % fewer points.
 
+    **Where it is not exact: a rippled network.** nut.ply's default 512^3 file
+    (``pe6,20:elu,56:swish,16:swish,56:swish`` at 6+4 bits) differs from the dense decode
+    on 1,990 of 134 M voxels (``tests/benchmarks/sparse_decode.py --check-dense``). Its
+    field dips below 0.5 in hundreds of tiny pockets inside the body: the dense decode has
+    516 enclosed empty components. 1,599 of the differing voxels are such pockets that the
+    sparse decode fills over (no corner of their cells is negative); of the 391 it misses,
+    220 are in specks that ``drop_specks`` removes from the written mesh anyway, and 171
+    lie on the body's surface. Wider margins only shrink the count at a cost: fine factor
+    1.0 and margin 0.5 leave 570 (60 M evaluations against 38 M); a one-off patch that
+    dropped the band as well (not kept, so not a benchmark knob) left 210 at 64 M;
+    ``safety`` 2 changes nothing. A proof instead of the slope rule does not pay either:
+    interval bounds of this network over a cell (``tests/benchmarks/interval_bounds.py``)
+    are 11-38 times wider (medians, edge 2 to 16) than the field's true range there and
+    prove none of the near-surface cells at any edge, so such a rule would evaluate
+    everything near the surface (``"lipschitz"`` is looser still).
+
 The logits are those of the dense decoder up to about 1 ulp, not bit for bit: BLAS rounds
 a row's dot product differently with the matrix's row count (measured: OpenBLAS sgemm
 and sgemv disagree between 16 k-row slabs and smaller chunks; the evaluator's 4096-row
