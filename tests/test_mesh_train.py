@@ -24,9 +24,17 @@ SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 #: 2026 a single hash (909d1631...) was pinned, which failed for the same code once
 #: TensorFlow 2.21.0 with numpy 2.4.6 was what pip installed.
 BLOB_FAST_SHA256 = {
-    # re-recorded on purpose on 2026-12-03: the header's options map no longer holds
-    # "threads" (9 bytes less); the weights are those of 65b91459... bit for bit
-    ("2.21.0", "2.4.6"): "3c392819dd9f963b41699cb12187cc3cc5c92a2a67210e69ba42b960f0cf3a7a",
+    # The bytes depend on the CPU as well as the versions (TensorFlow's kernels differ
+    # between vector units), so each version pair holds the files of the hosts measured;
+    # a code change that alters the bytes matches none of them.
+    ("2.21.0", "2.4.6"): {
+        # re-recorded on purpose on 2026-12-03: the header's options map no longer holds
+        # "threads" (9 bytes less); the weights are those of 65b91459... bit for bit
+        "3c392819dd9f963b41699cb12187cc3cc5c92a2a67210e69ba42b960f0cf3a7a",
+        # 2026-12-04, an AMD EPYC host with AVX2 and no AVX-512: the same code (80cedb7
+        # and 7a4bb2b) gives these bytes there
+        "f182fd2c19bb038e051faf5787eb9c73aeb963f006e85b3928db8f2b82d97d75",
+    },
 }
 
 
@@ -121,7 +129,7 @@ def test_voxel_input_bytes_unchanged() -> None:
     if want is None:
         pytest.skip(f"no bytes recorded for TensorFlow {tf.__version__} with numpy "
                     f"{np.__version__} (encoding is deterministic there: checked above)")
-    assert hashlib.sha256(data).hexdigest() == want
+    assert hashlib.sha256(data).hexdigest() in want
 
 
 def test_sampled_truth_estimates_the_full_iou(torus: trimesh.Trimesh,
