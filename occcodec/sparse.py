@@ -74,9 +74,10 @@ field cannot change by more than ``g`` per unit". Two rules choose ``g``:
     then refines 1.2x (spot) to 1.8x (pinion) the cells that hold a sign change, against
     2.2x to 3.2x with the slope rule alone, and 512^3 evaluates 22 to 27 % fewer points.
 
-    **Where it is not exact: a rippled network.** nut.ply's default 512^3 file
-    (``pe6,20:elu,56:swish,16:swish,56:swish`` at 6+4 bits) differs from the dense decode
-    on 1,990 of 134 M voxels (``tests/benchmarks/sparse_decode.py --check-dense``). Its
+    **Where it is not exact: a rippled network.** nut.ply's default 512^3 file of
+    2026-12-03 (``pe6,20:elu,56:swish,16:swish,56:swish`` at 6+4 bits) differs from the
+    dense decode on 1,990 of 134 M voxels (the file another host made, 1,645: 1,624 of them
+    filled pockets, 8 on the body) (``tests/benchmarks/sparse_decode.py --check-dense``). Its
     field dips below 0.5 in hundreds of tiny pockets inside the body: the dense decode has
     516 enclosed empty components. 1,599 of the differing voxels are such pockets that the
     sparse decode fills over (no corner of their cells is negative); of the 391 it misses,

@@ -19,7 +19,7 @@ from occcodec.shapes.inside import centre_grid, inside, label_points
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 #: ``samples/blob.npz --preset fast --threads 1 --quant fp16``, by the TensorFlow and numpy
-#: versions it was recorded with: training's float results (and so the bytes) change with
+#: versions it was recorded with, one hash per host measured: training's float results (and so the bytes) change with
 #: them (the README's "Determinism": one machine, one TensorFlow build). Until November
 #: 2026 a single hash (909d1631...) was pinned, which failed for the same code once
 #: TensorFlow 2.21.0 with numpy 2.4.6 was what pip installed.

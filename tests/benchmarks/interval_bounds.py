@@ -17,8 +17,9 @@ median width of the bound against the field's true range over the cell.
 
 Measured on nut.ply's 512^3 file (``pe6,20:elu,56:swish,16:swish,56:swish``, 2026-12-04,
 ``tests/benchmarks/results/sparse-decode/interval-bounds-2026-12-04.md``): median bound
-11x (edge 2) to 38x (edge 16) wider than the median true range, and none of the near-surface cells proved at any
-edge, so a proof-based skip rule would refine everything near the surface.
+11x (edge 2) to 38x (edge 16) wider than the median true range, and none of the
+near-surface cells proved at any edge, so a proof-based skip rule would refine everything
+near the surface.
 """
 
 from __future__ import annotations
