@@ -77,8 +77,6 @@ def _text_rows(rec: dict[str, Any]) -> list[tuple[str, str]]:
             ("Hausdorff 95 %", f"{_num(s['hausdorff_95'])} units = "
                                f"{_num(s['hausdorff_95_voxels'], '.3g')} voxels"),
             ("normal consistency", _num(s["normal_consistency"], ".4f")),
-            ("sampling floor", f"{_num(s['floor'])} units = {_num(s['floor_voxels'], '.3f')} "
-                               "voxels (the reference against itself)"),
             ("surface", f"decoded mesh vs {rec['reference_surface']}, "
                         f"{s['n_points']:,} points each"),
         ]

@@ -16,9 +16,8 @@ define them exactly:
   units and the mean distance in voxel edges;
 * the Chamfer distance, Hausdorff 95/100 and normal consistency between the decoded mesh
   (marching cubes of the network, as ``occcodec decode`` writes it) and the reference
-  surface, on points sampled uniformly by area, in the reference's units
-  (:func:`~occcodec.tools.metrics.surface_distances`), beside its
-  sampling floor: the same figure between two samplings of the reference itself. A voxel-grid
+  surface: from points sampled uniformly by area on each to the other's triangles, in the
+  reference's units (:func:`~occcodec.tools.metrics.surface_distances`). A voxel-grid
   reference has no surface of its own: its grid is meshed by marching cubes in the same world
   frame, and the report says so.
 
@@ -326,14 +325,6 @@ def evaluate(reference: str | Path, coded_path: str | Path, *, errors: str | Pat
     pred_mesh = trimesh.Trimesh(verts, faces, process=False)
     figures = compare(truth, pred, ref_mesh=ref.mesh, pred_mesh=pred_mesh, scale=h.scale,
                       n_points=n_points, seed=seed)
-    if figures["surface"] is not None:
-        # The same surface sampled twice is not at distance 0: this is the smallest surface
-        # Chamfer that n_points can resolve, the yardstick for the figure above it.
-        from occcodec.tools.metrics import surface_chamfer
-
-        floor = surface_chamfer(ref.mesh, ref.mesh, n_points=n_points, seed=seed)["chamfer"]
-        figures["surface"]["floor"] = floor
-        figures["surface"]["floor_voxels"] = floor / figures["surface"]["voxel_edge"]
     notes = list(ref.notes)
     src = h.raw.get("source", {})
     recorded = src.get("sha256") if isinstance(src, dict) else None
