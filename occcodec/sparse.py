@@ -135,6 +135,7 @@ from occcodec.format import limits, network
 from occcodec.format.arch import Arch
 from occcodec.format.network import Weights
 from occcodec.shapes import frame
+from occcodec.shapes.meshing import logit_levels_inplace
 
 #: Points per network call: large enough to amortise numpy's per-call cost, small enough
 #: that a (chunk, 64) float32 activation stays in L2.
@@ -1200,18 +1201,11 @@ def sparse_voxels(arch: Arch, weights: Weights, shape: Sequence[int], **kwargs: 
     return sparse_field(arch, weights, shape, **kwargs).voxels()  # type: ignore[arg-type]
 
 
-def _sigmoid_inplace(z: np.ndarray) -> np.ndarray:
-    """P = 1 / (1 + exp(-z)) in float32, in the dense decoder's order of operations."""
-    with np.errstate(over="ignore"):
-        np.negative(z, out=z)
-        np.exp(z, out=z)
-        z += 1.0
-        np.reciprocal(z, out=z)
-    return z
-
-
 def field_mesh(f: SparseField) -> tuple[np.ndarray, np.ndarray]:
-    """Marching cubes at P = 0.5 on the mixed blocks, stitched; vertices in lattice ``u``.
+    """Marching cubes at logit 0 on the mixed blocks, stitched; vertices in lattice ``u``.
+
+    The blocks are meshed on the levels the dense decoder meshes
+    (:func:`occcodec.shapes.meshing.logit_levels_inplace`: linear in the logit), at 0.5.
 
     Two passes over the marching-cubes calls: the first keeps each call's vertices in
     block-local float32 (exact, see the module docstring) and keys the ones on block
@@ -1236,7 +1230,7 @@ def field_mesh(f: SparseField) -> tuple[np.ndarray, np.ndarray]:
         part = f.mixed[start : start + per_call]
         m = len(part)
         vol = np.zeros((_MC_PREFIX + m * side, side, side), dtype=np.float32)
-        prob = _sigmoid_inplace(f.values[start : start + m].copy())
+        prob = logit_levels_inplace(f.values[start : start + m].copy())
         vol[_MC_PREFIX:] = prob.reshape(-1, side, side)
         # skimage processes cell (x, y, z) where mask[x + 1, y + 1, z + 1] is set (measured):
         # only the block's own B^3 cells, never one between two stacked blocks, and of

@@ -24,7 +24,7 @@ from occcodec.format.arch import parse_arch
 from occcodec.format.header import build_header
 from occcodec.format.quant import quantize
 from occcodec.shapes import frame
-from occcodec.shapes.meshing import grid_surface
+from occcodec.shapes.meshing import LOGIT_CLIP, grid_surface, logit_levels_inplace
 from occcodec.shapes.voxelize import Fill
 
 dims = st.integers(1, 40)
@@ -130,17 +130,27 @@ def test_ball_grid_mesh_faces_outwards() -> None:
     assert trimesh.Trimesh(verts, faces, process=True).is_watertight
 
 
-def test_probability_and_logit_fields_give_the_same_surface() -> None:
+def test_logit_fields_are_meshed_linearly_in_the_logit() -> None:
     idx = np.indices((16, 16, 16), dtype=np.float64)
     r = np.sqrt(((idx - 7.5) ** 2).sum(axis=0))
-    z = (5.0 - r).astype(np.float32)  # logits: inside where r < 5
-    p = 1.0 / (1.0 + np.exp(-z.astype(np.float32)))
+    # logits: inside where r < 5, as steep as trained networks are (8 per voxel)
+    z = (8.0 * (5.0 - r)).astype(np.float32)
+    z[0, 0, 0] = -80.0  # beyond the clip: meshes as -LOGIT_CLIP (far from the surface)
+    q = (0.5 + np.clip(z, -LOGIT_CLIP, LOGIT_CLIP) / (2 * LOGIT_CLIP)).astype(np.float32)
     v1, f1 = grid_surface(z, (0, 0, 0), 1.0, logits=True)
-    v2, f2 = grid_surface(p, (0, 0, 0), 1.0)
+    v2, f2 = grid_surface(q, (0, 0, 0), 1.0)
     assert volume(v1, f1) > 0 and np.array_equal(f1, f2)
     np.testing.assert_allclose(v1, v2, atol=1e-6)
-    # r = 5 voxels in a 16-voxel cube spanning [-1, 1]: radius 5 / 8
-    assert np.linalg.norm(v1, axis=1) == pytest.approx(np.full(len(v1), 5 / 8), abs=0.01)
+    assert np.array_equal(logit_levels_inplace(z.copy()) > 0.5, z > 0)
+    # r = 5 voxels in a 16-voxel cube spanning [-1, 1]: radius 5 / 8. z is a scaled
+    # distance, so its linear crossing lies on the sphere up to the chords' sag;
+    # interpolating P = sigmoid(z), saturated a voxel away, pulls vertices towards the
+    # edges' midpoints.
+    err_logit = np.abs(np.linalg.norm(v1, axis=1) - 5 / 8)
+    p = (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+    v3, _ = grid_surface(p, (0, 0, 0), 1.0)
+    err_prob = np.abs(np.linalg.norm(v3, axis=1) - 5 / 8)
+    assert err_logit.max() < 0.005 and err_logit.mean() < 0.5 * err_prob.mean()
 
 
 def test_shapes_touching_the_border_close_and_empty_grids_are_empty() -> None:

@@ -10,7 +10,7 @@ The steps are those of the spec's informative section 10.4 (``formats/occ-v1.md`
 
 1. pad the field with one layer of "outside" on every side, so that shapes touching the
    grid's border still close;
-2. marching cubes at probability 0.5 with scikit-image's ``gradient_direction="ascent"``
+2. marching cubes at level 0.5 with scikit-image's ``gradient_direction="ascent"``
    (the inside is where the field is high): faces are wound counter-clockwise seen from
    outside, so normals point out and a solid's signed volume is positive. The default,
    ``"descent"``, is what made the inside-out meshes;
@@ -27,10 +27,35 @@ from numpy.typing import ArrayLike, NDArray
 
 from occcodec.shapes import frame
 
-__all__ = ["LEVEL", "grid_surface"]
+__all__ = ["LEVEL", "LOGIT_CLIP", "grid_surface", "logit_levels_inplace"]
 
 #: The surface: probability one half, i.e. logit 0 (the decoder's occupancy threshold).
 LEVEL = 0.5
+
+#: A network's field is meshed on ``q = 0.5 + clip(z, -C, C) / (2 C)`` with this ``C``:
+#: linear in the logit ``z`` within +-C, so marching cubes interpolates the logit, whose
+#: zero crossing along a voxel edge is where the network's is (measured, below), where
+#: interpolating ``P = sigmoid(z)`` put vertices towards the middle of the edge.
+LOGIT_CLIP = 32.0
+
+
+def logit_levels_inplace(z: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Logits to the values a network's field is meshed on, in place, float32.
+
+    ``q = 0.5 + clip(z, -LOGIT_CLIP, LOGIT_CLIP) * (1 / (2 * LOGIT_CLIP))``: ``q > 0.5``
+    where ``z > 0`` (the decoder's occupancy) but for ``0 < z <= 2^-19``, which the float32
+    sum rounds to 0.5 (``sigmoid(z)`` in float32 did the same below about 6e-8); +-inf (the
+    padding, unevaluated fills) become 0 and 1; the scaling is by a power of two (exact). Linear in ``z``:
+    marching cubes at 0.5 puts a vertex at the logit's linear zero crossing along its edge.
+    On cow.obj and spot.obj at 512^3 (2026-12-04) the surface Chamfer against the input
+    mesh fell from 0.201 to 0.186 and 0.353 to 0.347 voxel edges against meshing
+    ``sigmoid(z)``; placing each vertex at the network's own crossing (regula falsi, six
+    steps) gave 0.185 and 0.347, so the linear logit leaves almost nothing to gain there.
+    """
+    np.clip(z, np.float32(-LOGIT_CLIP), np.float32(LOGIT_CLIP), out=z)
+    z *= np.float32(0.5 / LOGIT_CLIP)
+    z += np.float32(0.5)
+    return z
 
 
 def _empty() -> tuple[NDArray[np.float64], NDArray[np.int64]]:
@@ -49,8 +74,9 @@ def grid_surface(values: ArrayLike, center: ArrayLike, scale: float, *,
     center, scale
         The grid's frame (``world = center + scale * p``, :mod:`occcodec.shapes.frame`).
     logits
-        ``values`` are logits: the surface is meshed on ``P = sigmoid(z)`` (float32), so
-        vertices are interpolated on the probability as the spec describes.
+        ``values`` are logits: the surface is meshed on :func:`logit_levels_inplace`
+        (float32), so vertices are interpolated linearly on the logit as the spec
+        (section 10.4) describes.
 
     Returns
     -------
@@ -66,7 +92,7 @@ def grid_surface(values: ArrayLike, center: ArrayLike, scale: float, *,
 
     Notes
     -----
-    Memory: logits are padded into a float32 copy and turned into probabilities in place,
+    Memory: logits are padded into a float32 copy and turned into levels in place,
     and this function drops its own reference to ``values`` after padding. Called as
     ``grid_surface(network.logit_grid(...), ...)`` the logit grid is then freed before
     marching cubes (at a 1024^3 decode that is 4.3 GB not held twice).
@@ -84,12 +110,8 @@ def grid_surface(values: ArrayLike, center: ArrayLike, scale: float, *,
             return _empty()
         padded = np.pad(field, 1, constant_values=-np.inf)
         del field
-        # sigmoid in place: at 1024^3 a float64 copy alone would be 8 GB
-        with np.errstate(over="ignore"):  # exp(-z) = inf for z << 0 gives the limit, 0
-            np.negative(padded, out=padded)
-            np.exp(padded, out=padded)
-            padded += 1.0
-            np.reciprocal(padded, out=padded)
+        # in place: at 1024^3 a float64 copy alone would be 8 GB
+        logit_levels_inplace(padded)
     else:
         field = field.astype(np.float32, copy=False)  # bool -> 0/1; probabilities as given
         if not (field > LEVEL).any():
