@@ -97,8 +97,12 @@ def encode_result(source: PathLike | np.ndarray | Any, *, preset: str = "default
         raise UsageError(f"cannot encode a {type(source).__name__}: give a file path, a "
                          "trimesh.Trimesh or Scene, or a 3-D numpy array")
     opts = opts.resolved()
+    digest = _digest_mesh(mesh)  # of the mesh as given, before any face is turned
+    flipped = inputs.orient_consistently(mesh)  # as load_mesh does (mesh is our copy)
+    if flipped:
+        mesh.metadata[inputs.NOTE_KEY] = inputs.turned_note(flipped, len(mesh.faces))
     shape = inputs.shape_from_mesh(mesh, opts.resolution, opts.fill)
-    return encode_shape(shape, _digest_mesh(mesh), opts, progress)
+    return encode_shape(shape, digest, opts, progress)
 
 
 def encode(source: PathLike | np.ndarray | Any, *, preset: str = "default",

@@ -168,6 +168,44 @@ def test_uv_seams_do_not_break_watertightness(tmp_path: Path) -> None:
     assert load_mesh(p).is_watertight
 
 
+def _write_off(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
+    path.write_text(f"OFF\n{len(vertices)} {len(faces)} 0\n"
+                    + "".join(f"{a} {b} {c}\n" for a, b, c in vertices)
+                    + "".join(f"3 {a} {b} {c}\n" for a, b, c in faces))
+
+
+def test_inconsistent_orientation_is_turned_and_noted(tmp_path: Path) -> None:
+    """A closed surface with half of its faces turned: loading turns them back (each part
+    outward), says so, and the centre rule then gives the solid the surface encloses."""
+    from occcodec.shapes.inside import centre_grid
+
+    box = trimesh.creation.box(extents=(1.0, 0.8, 0.6))
+    faces = np.asarray(box.faces).copy()
+    faces[::2] = faces[::2, ::-1]  # every other face turned: neighbours disagree
+    p = tmp_path / "turned.off"
+    _write_off(p, np.asarray(box.vertices), faces)
+    mesh = load_mesh(p)
+    assert mesh.is_winding_consistent and mesh.volume == pytest.approx(0.48)
+    assert "turned 6 of 12 faces" in mesh.metadata[inputs.NOTE_KEY]
+    dims = (24, 24, 24)
+    truth = centre_grid(box, (0.0, 0.0, 0.0), 0.6, dims)
+    assert truth.sum() > 0
+    assert np.array_equal(centre_grid(mesh, (0.0, 0.0, 0.0), 0.6, dims), truth)
+    shape = load_shape(p, resolution=24)
+    assert "turned 6 of 12 faces" in (shape.fill_note or "")
+
+
+def test_consistent_mesh_is_not_touched(tmp_path: Path) -> None:
+    box = trimesh.creation.box(extents=(1.0, 0.8, 0.6))
+    inverted = np.asarray(box.faces)[:, ::-1].copy()  # consistent, inside out: kept as is
+    p = tmp_path / "inverted.off"
+    _write_off(p, np.asarray(box.vertices), inverted)
+    mesh = load_mesh(p)
+    assert inputs.NOTE_KEY not in mesh.metadata
+    assert mesh.volume == pytest.approx(-0.48)
+    assert inputs.orient_consistently(mesh) == 0
+
+
 # ------------------------------------------------------------------ scenes
 
 

@@ -36,9 +36,11 @@ __all__ = [
     "Shape",
     "load_mesh",
     "load_shape",
+    "orient_consistently",
     "sha256_file",
     "shape_from_grid",
     "shape_from_mesh",
+    "turned_note",
 ]
 
 MESH_EXTENSIONS = frozenset({".obj", ".stl", ".ply", ".off", ".glb", ".gltf"})
@@ -169,11 +171,49 @@ def load_mesh(path: str | os.PathLike[str]) -> trimesh.Trimesh:
         # about its cast, not ours to show (unused vertices are dropped by the merge)
         warnings.simplefilter("ignore", RuntimeWarning)
         mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=True, validate=False)
+    notes = []
     if dropped:
-        mesh.metadata[NOTE_KEY] = (
+        notes.append(
             f"dropped {dropped} face(s) reaching vertices more than {FAR_FACTOR:g} times the "
             "shape's size away (stray vertices would shrink the shape to a dot)")
+    flipped = orient_consistently(mesh)
+    if flipped:
+        notes.append(turned_note(flipped, len(mesh.faces)))
+    if notes:
+        mesh.metadata[NOTE_KEY] = "; ".join(notes)
     return mesh
+
+
+def turned_note(flipped: int, faces: int) -> str:
+    """The note a shape carries when :func:`orient_consistently` turned faces."""
+    return (f"turned {flipped:,} of {faces:,} faces so that neighbouring faces agree (the "
+            "inside test needs one orientation per part)")
+
+
+def orient_consistently(mesh: trimesh.Trimesh) -> int:
+    """Turn faces, in place, so that each part's neighbouring faces agree and each closed
+    part encloses a positive volume, when the mesh's orientation is inconsistent; returns
+    how many faces were turned (0 when it was consistent: nothing is touched).
+
+    The truth for a mesh is ``|winding number| > 1/2`` (:mod:`occcodec.shapes.inside`), which
+    assumes neighbouring faces agree: with half of its faces turned, boeing.off's winding
+    number marked 1.77 M centres of a 256^3 grid inside where its surface encloses 0.24 M
+    (IoU 0.04 against the voxelizer's solid, 0.79 after; the voxelizer adds the surface
+    layer of a thin shape), and took 68 s there against 0.1 s, since no ray settled a
+    centre (2026-12-04). trimesh's ``fix_normals(multibody=True)``: a breadth-first walk
+    over shared edges per connected part, then each closed part turned outward.
+    """
+    import trimesh
+
+    if len(mesh.faces) == 0 or mesh.is_winding_consistent:
+        return 0
+    before = np.asarray(mesh.faces).copy()
+    trimesh.repair.fix_normals(mesh, multibody=True)
+    after = np.asarray(mesh.faces)
+    if after.shape != before.shape:  # not expected from trimesh; keep the input as it was
+        mesh.faces = before
+        return 0
+    return int((after != before).any(axis=1).sum())
 
 
 #: A vertex this many times the size of the shape's robust box (the 1st..99th percentile of
