@@ -295,9 +295,9 @@ class Lowbit:
         if len(data) != chosen.plan.nbytes or (cap is not None and len(data) > cap):
             raise RuntimeError(f"internal error: predicted {chosen.plan.nbytes} bytes, packed "
                                f"{len(data)} (--max-bytes {cap}); please report it")
+        # Not shown here: the pipeline may still write the lossless grid instead, and the
+        # CLI shows a kept network's note once, as a warning, at the end.
         note = outcome.note_at(chosen.iou) if outcome.note_at else outcome.note
-        if note:
-            progress.note(note)
         bits = list(chosen.plan.bits)
         record = {"metrics": dict(chosen.metrics), "fill": self.shape.fill,
                   "quant": f"lowbit {','.join(map(str, bits))}", "bits": bits,
