@@ -226,3 +226,34 @@ def test_centre_grid_takes_both_paths_and_each_equals_brute_force() -> None:
         grid = centre_grid(mesh, center, scale, (R, R, R))
         truth = inside(mesh, _centres(center, scale, (R, R, R))).reshape(R, R, R)
         assert truth.sum() > 1000 and np.array_equal(grid, truth)
+
+
+def test_many_unsettled_centres_are_settled_by_blocks_and_equal_the_rule(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above ``_BLOCK_ABOVE`` unsettled centres the winding number is asked by blocks: the
+    grid equals asking every centre, and far fewer centres are asked."""
+    import occcodec.shapes.inside as ins
+
+    # a box open at the top: every column through the opening is unsettled on every axis
+    box = trimesh.creation.box(extents=(2.0, 1.6, 1.2))
+    keep = box.triangles_center[:, 2] < 0.59
+    mesh = trimesh.Trimesh(box.vertices, box.faces[keep], process=False)
+    R = 64
+    center, _, scale = mesh_frame(mesh.vertices, R)
+    truth = inside(mesh, _centres(center, scale, (R, R, R))).reshape(R, R, R)
+    asked: list[int] = []
+    real = ins._centres_inside
+
+    def counting(*args: object) -> np.ndarray:
+        asked.append(len(args[-1]))  # type: ignore[arg-type]
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ins, "_centres_inside", counting)
+    monkeypatch.setattr(ins, "_BLOCK_ABOVE", 0)
+    grid = centre_grid(mesh, center, scale, (R, R, R))
+    assert truth.sum() > 50_000 and np.array_equal(grid, truth)
+    blocked = sum(asked)
+    asked.clear()
+    monkeypatch.setattr(ins, "_BLOCK_ABOVE", 10**12)
+    assert np.array_equal(centre_grid(mesh, center, scale, (R, R, R)), truth)
+    assert 0 < blocked < 0.7 * sum(asked)  # 57 % of them at 64^3; far fewer at 512^3
