@@ -182,15 +182,19 @@ class DecodedShape:
         return decoder.voxels(self._coded, resolution)
 
     def mesh(self, resolution: int | None = None,
-             drop_specks: float | None = 1e-3) -> trimesh.Trimesh:
+             drop_specks: float | None = 1e-3,
+             refine_steps: int | None = None) -> trimesh.Trimesh:
         """Marching cubes of the decoded field at P = 0.5, in world coordinates, outward
         normals; components smaller than ``drop_specks`` of the largest's volume are dropped
-        (None or 0 keeps them all). Empty (no faces) when nothing is occupied."""
+        (None or 0 keeps them all); a network's vertices are moved by ``refine_steps`` (None:
+        the default, 3; 0: none) towards its own crossing on their edges. Empty (no faces)
+        when nothing is occupied."""
         import trimesh
 
         from occcodec import decoder
 
-        verts, faces = decoder.mesh_arrays(self._coded, resolution, drop_specks=drop_specks)
+        verts, faces = decoder.mesh_arrays(self._coded, resolution, drop_specks=drop_specks,
+                                           refine_steps=refine_steps)
         return trimesh.Trimesh(verts, faces, process=False)
 
     def _normalised(self, points: Any) -> np.ndarray:

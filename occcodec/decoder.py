@@ -307,7 +307,8 @@ def voxels(coded: Coded, resolution: int | None = None, *,
 
 
 def mesh_arrays(coded: Coded, resolution: int | None = None, *, sparse: bool | None = None,
-                drop_specks: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+                drop_specks: float | None = None, refine_steps: int | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
     """The decoded surface in the input's world coordinates (:func:`meshing.grid_surface`).
 
     Returns (vertices (V,3) float64, faces (F,3) int64), outward-facing; both are empty
@@ -321,6 +322,10 @@ def mesh_arrays(coded: Coded, resolution: int | None = None, *, sparse: bool | N
     drop_specks
         Remove components smaller than this fraction of the largest
         (:func:`occcodec.sparse.drop_specks`); None or 0 keeps every component.
+    refine_steps
+        Steps that move a network's vertices to its own zero crossing on their edges
+        (:func:`occcodec.sparse.refine_crossings`); None: ``sparse.REFINE_STEPS``; 0: marching
+        cubes' linear interpolation alone. No effect on a grid-mode file.
 
     Raises
     ------
@@ -332,6 +337,9 @@ def mesh_arrays(coded: Coded, resolution: int | None = None, *, sparse: bool | N
     from occcodec import sparse as sparse_mod
     from occcodec.shapes.meshing import grid_surface
 
+    steps = sparse_mod.REFINE_STEPS if refine_steps is None else int(refine_steps)
+    if steps < 0:
+        raise UsageError(f"refine steps must be 0 or more, got {steps}")
     h = coded.header
     with np.errstate(over="ignore", invalid="ignore"):  # a damaged frame is reported below
         if coded.grid_mode:  # marching cubes of the stored voxels, resampled
@@ -341,12 +349,14 @@ def mesh_arrays(coded: Coded, resolution: int | None = None, *, sparse: bool | N
         elif use_sparse(_target_shape(coded, resolution), sparse):
             shape = decode_shape(coded, resolution, 0, sparse=True)
             verts, faces = sparse_mod.sparse_mesh(coded.net, coded.weights, shape, h.center,
-                                                  h.scale)
+                                                  h.scale, steps)
         else:
             # the logit grid is a temporary so that grid_surface can free it once padded
             shape = decode_shape(coded, resolution, DENSE_MESH_BYTES)
-            verts, faces = grid_surface(coded.logit_grid(shape), h.center, h.scale,
-                                        logits=True)
+            verts, faces = grid_surface(
+                coded.logit_grid(shape), h.center, h.scale, logits=True,
+                refine=lambda v: sparse_mod.refine_crossings(coded.net, coded.weights, v,
+                                                             shape, steps))
     if not np.isfinite(verts).all():
         raise FormatError("the header's centre and scale put vertices at infinity: "
                           "the file is damaged")
@@ -357,11 +367,13 @@ def mesh_arrays(coded: Coded, resolution: int | None = None, *, sparse: bool | N
 
 def write_output(coded: Coded, path: str | os.PathLike[str], resolution: int | None = None,
                  force: bool = False,
-                 drop_specks: float | None = SPECK_FRACTION) -> dict[str, int]:
+                 drop_specks: float | None = SPECK_FRACTION,
+                 refine_steps: int | None = None) -> dict[str, int]:
     """Decode to ``path``; the extension picks a mesh or a voxel format. Written atomically.
 
     A mesh drops components smaller than ``drop_specks`` of the largest (default
-    :data:`SPECK_FRACTION`; None or 0 keeps them all). Returns counts for the report
+    :data:`SPECK_FRACTION`; None or 0 keeps them all) and moves a network's vertices by
+    ``refine_steps`` (:func:`mesh_arrays`). Returns counts for the report
     (``voxels`` occupied, or ``vertices``/``faces``).
 
     Raises
@@ -388,7 +400,8 @@ def write_output(coded: Coded, path: str | os.PathLike[str], resolution: int | N
         return {"voxels": int(grid.sum())}
     import trimesh
 
-    verts, faces = mesh_arrays(coded, resolution, drop_specks=drop_specks)
+    verts, faces = mesh_arrays(coded, resolution, drop_specks=drop_specks,
+                               refine_steps=refine_steps)
     with atomic_output(path, force) as tmp:
         if ext == ".ply":
             write_ply(tmp, verts, faces)

@@ -75,11 +75,13 @@ def _area(verts: np.ndarray, faces: np.ndarray) -> float:
     return float(np.linalg.norm(np.cross(b - a, c - a), axis=1).sum() / 2.0)
 
 
-def _dense_mesh(arch: Arch, weights: Weights, shape: tuple[int, int, int]
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """``decoder.mesh_arrays`` on a hand-made network (unit scale, centre 0)."""
+def _dense_mesh(arch: Arch, weights: Weights, shape: tuple[int, int, int],
+                refine_steps: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``decoder.mesh_arrays`` on a hand-made network (unit scale, centre 0); marching cubes
+    alone unless ``refine_steps`` says otherwise (None: the decoder's default)."""
     header = SimpleNamespace(grid=shape, arch=arch, center=(0.0, 0.0, 0.0), scale=1.0)
-    return decoder.mesh_arrays(decoder.Coded(header, weights, None), None)  # type: ignore[arg-type]
+    return decoder.mesh_arrays(decoder.Coded(header, weights, None), None,  # type: ignore[arg-type]
+                               refine_steps=refine_steps)
 
 
 #: Vertex agreement with the dense mesh, in voxels. The sparse evaluator's 4096-row
@@ -133,6 +135,10 @@ def _check(arch: Arch, weights: Weights, shape: tuple[int, int, int], **kw: obje
     # most the area times that
     assert abs(_volume(world, faces) - _volume(*dense)) <= (
         1e-5 * abs(_volume(*dense)) + _area(world, faces) * 2.0**-13 * 2.0 / max(shape))
+    # the decoder's own meshes, vertices moved to the network's crossings, agree as well
+    refined = sparse.field_surface(f, arch, weights, (0.0, 0.0, 0.0), 1.0)
+    assert_same_mesh(_dense_mesh(arch, weights, shape, None), refined,
+                     tol=VERTEX_TOL * 2.0 / max(shape))
 
 
 @pytest.mark.parametrize("rule", sparse.RULES)
@@ -453,3 +459,37 @@ def test_set_aside_blocks_keep_the_field_exact_on_thin_parts() -> None:
     every = sparse.sparse_field(arch, weights, shape, set_aside=False)
     np.testing.assert_array_equal(f.voxels(), every.voxels())
     _check(arch, weights, shape)
+
+
+def test_refined_vertices_sit_on_the_network_crossing_of_their_edge() -> None:
+    """Marching cubes interpolates the logit linearly; refine_crossings moves each vertex
+    along its lattice edge to the network's own zero crossing: the same triangles, every
+    vertex still on its edge, and the logit there far nearer 0."""
+    arch, weights = smooth_blob()
+    shape = (48, 48, 48)
+    center, scale = (0.5, -1.0, 2.0), 3.0
+    plain_v, plain_f = sparse.sparse_mesh(arch, weights, shape, center, scale, refine_steps=0)
+    v, f = sparse.sparse_mesh(arch, weights, shape, center, scale)
+    assert np.array_equal(f, plain_f) and v.shape == plain_v.shape
+
+    def index_of(world: np.ndarray) -> np.ndarray:
+        return frame.world_to_index(world, shape, center, scale)
+
+    def logit_at(world: np.ndarray) -> np.ndarray:
+        p = (world - np.asarray(center)) / scale
+        return np.abs(network.logits(arch, weights, p).astype(np.float64))
+
+    before, after = index_of(plain_v), index_of(v)
+    moved = np.abs(after - before) > 1e-9
+    assert moved.any(axis=1).mean() > 0.5  # most vertices move
+    assert (moved.sum(axis=1) <= 1).all()  # each along one axis only: its edge's
+    lo = np.floor(before + 1e-9)
+    assert ((after >= lo - 1e-9) & (after <= lo + 1 + 1e-9)).all()
+    z_plain, z_refined = logit_at(plain_v), logit_at(v)
+    assert np.median(z_refined) < 0.05 * np.median(z_plain)
+    # refining the plain vertices (as the dense path does) lands on the same points
+    again = before.copy()
+    assert sparse.refine_crossings(arch, weights, again, shape, 0) is again
+    np.testing.assert_array_equal(again, before)  # 0 steps: untouched
+    sparse.refine_crossings(arch, weights, again, shape)
+    np.testing.assert_allclose(again, after, atol=1e-6)

@@ -305,7 +305,7 @@ def mesh_metrics(arch: Arch, weights: Weights, ref: MeshReference, mesh: Any,
     others, in 0.1-0.3 s where the full decode took 1.2-9.6 s (nut). A wrong ceiling
     costs bytes or time (a plan skipped or tried), never a wrong figure.
     """
-    from occcodec.sparse import field_mesh, sparse_mesh, to_world
+    from occcodec.sparse import field_surface, sparse_mesh
 
     out: dict[str, Any] = {"params": arch.params}
     if (screen is not None or estimate) and not surface and ref.grid is not None:
@@ -321,8 +321,7 @@ def mesh_metrics(arch: Arch, weights: Weights, ref: MeshReference, mesh: Any,
         pred = f.voxels()
         truth = ref.grid
         if surface:
-            verts, faces = field_mesh(f)
-            verts = to_world(verts, f.shape, ref.center, ref.scale, inplace=True)
+            verts, faces = field_surface(f, arch, weights, ref.center, ref.scale)
         out["iou_sampled"] = 0
     else:
         assert ref.index is not None and ref.labels is not None

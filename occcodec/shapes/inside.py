@@ -33,8 +33,12 @@ cores, so wall-clock said little), same grids before and after the slab layout, 
 tolerance changes: 2CylinderEngine.glb (121k faces, open) 6.85 -> 3.51 s, 76277.obj (30k,
 closed) 4.63 -> 1.25 s; at 256^3 all shared meshes but boeing.off gave identical grids, never
 slower. What remains for an open assembly is mostly the winding number of the ~8k centres on
-columns through its holes, and for a badly oriented mesh (boeing.off: 1.07 M unsettled
-centres at 128^3) it is nearly all of it.
+columns through its holes. A badly oriented mesh (boeing.off: 1.07 M unsettled centres at
+128^3) is no longer one: loading turns its faces consistent
+(:func:`occcodec.shapes.inputs.orient_consistently`), and it is closed. A mesh with large
+holes leaves whole columns unsettled (mech-holes-shark.off: 83 M centres at 512^3); above
+``_BLOCK_ABOVE`` of them, blocks away from the surface are settled from a few probes
+(:func:`_block_inside`): 174 s -> 47 s there, the same grid.
 """
 
 from __future__ import annotations

@@ -22,6 +22,8 @@ Needs numpy and scikit-image (imported on first use).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -52,6 +54,8 @@ def logit_levels_inplace(z: NDArray[np.float32]) -> NDArray[np.float32]:
     mesh fell from 0.201 to 0.186 and 0.353 to 0.347 voxel edges against meshing
     ``sigmoid(z)``; placing each vertex at the network's own crossing (regula falsi, six
     steps) gave 0.185 and 0.347, so the linear logit leaves almost nothing to gain there.
+    On flat faces it does (the logit saturates within a voxel): the decoder then moves the
+    vertices (``grid_surface``'s ``refine``, :func:`occcodec.sparse.refine_crossings`).
     """
     np.clip(z, np.float32(-LOGIT_CLIP), np.float32(LOGIT_CLIP), out=z)
     z *= np.float32(0.5 / LOGIT_CLIP)
@@ -64,7 +68,9 @@ def _empty() -> tuple[NDArray[np.float64], NDArray[np.int64]]:
 
 
 def grid_surface(values: ArrayLike, center: ArrayLike, scale: float, *,
-                 logits: bool = False) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+                 logits: bool = False,
+                 refine: Callable[[NDArray[np.float64]], object] | None = None
+                 ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """Mesh the 0.5 level of a grid, outward-facing, in world coordinates.
 
     Parameters
@@ -78,6 +84,10 @@ def grid_surface(values: ArrayLike, center: ArrayLike, scale: float, *,
         ``values`` are logits: the surface is meshed on :func:`logit_levels_inplace`
         (float32), so vertices are interpolated linearly on the logit as the spec
         (section 10.4) describes.
+    refine
+        Called with the vertices in voxel index coordinates (float64, (V, 3)) before they
+        are mapped to world coordinates; it may move them in place (the decoder's
+        ``sparse.refine_crossings``).
 
     Returns
     -------
@@ -124,5 +134,9 @@ def grid_surface(values: ArrayLike, center: ArrayLike, scale: float, *,
     del padded
     # padded index -> voxel index (in the vertices' float32, as the decoder always did:
     # its mesh bytes stay the same) -> normalised -> world
-    world = frame.index_to_world(verts - 1.0, shape, center, scale)
+    index = verts - 1.0
+    if refine is not None:
+        index = index.astype(np.float64)
+        refine(index)
+    world = frame.index_to_world(index, shape, center, scale)
     return world, faces.astype(np.int64)
