@@ -1,15 +1,16 @@
-"""Exact point-to-surface distances against the original mesh, without a sampling floor.
+"""Exact point-to-surface distances against the original mesh, for any decoded file.
 
     python tests/benchmarks/point_surface.py MESH DECODED [DECODED ...] [-r 512] [--points N]
 
-``occcodec eval`` and ``bench`` measure the surface Chamfer between two samplings (points
-to nearest points), which has a floor: the same figure between two samplings of the mesh
-itself (about 1.3-1.7 voxels at 512^3 with 100 k points). This script measures the same
-symmetric mean, but from each sample to the nearest point of the other *surface* (libigl's
-AABB tree), so a perfect copy scores 0. DECODED is an ``.occ`` (meshed at ``-r`` as
-``occcodec decode`` writes it, specks dropped) or a mesh file (``.drc`` via DracoPy, else
-trimesh). Distances are printed in the mesh's units and in voxel edges at ``-r``: of the
-first ``.occ``'s frame, or the mesh's longest bounding-box side over ``-r`` without one.
+Since 2026-12-04 ``occcodec eval`` and ``bench`` measure their surface figures this way
+(:func:`occcodec.tools.metrics.surface_distances`: from each sample to the nearest point of
+the other *surface*, libigl's AABB tree, so a perfect copy scores 0); before, they measured
+sample to nearest sample, with a floor of about 1.3-1.7 voxels at 512^3 with 100 k points.
+This script applies the same function to files outside a bench run. DECODED is an ``.occ``
+(meshed at ``-r`` as ``occcodec decode`` writes it, specks dropped) or a mesh file (``.drc``
+via DracoPy, else trimesh). Distances are printed in the mesh's units and in voxel edges at
+``-r``: of the first ``.occ``'s frame, or the mesh's longest bounding-box side over ``-r``
+without one.
 """
 
 from __future__ import annotations
@@ -20,27 +21,13 @@ from pathlib import Path
 import numpy as np
 
 
-def _distances(points: np.ndarray, mesh: object) -> np.ndarray:
-    import igl
-
-    v = np.asarray(mesh.vertices, np.float64)  # type: ignore[attr-defined]
-    f = np.asarray(mesh.faces, np.int64)  # type: ignore[attr-defined]
-    tree = igl.AABB()
-    tree.init(v, f)
-    return np.sqrt(np.asarray(tree.squared_distance(v, f, points)[0]))
-
-
 def point_surface(a: object, b: object, n: int, seed: int = 0) -> dict[str, float]:
     """Symmetric mean and 95th-percentile distance, each direction from ``n`` area-uniform
-    samples of one mesh to the other surface."""
-    import trimesh
+    samples of one mesh to the other surface (``surface_distances``)."""
+    from occcodec.tools.metrics import surface_distances
 
-    sa, sb = (int(s) for s in np.random.SeedSequence(seed).generate_state(2))
-    pa, _ = trimesh.sample.sample_surface(a, n, seed=sa)
-    pb, _ = trimesh.sample.sample_surface(b, n, seed=sb)
-    dab, dba = _distances(np.asarray(pa), b), _distances(np.asarray(pb), a)
-    return {"chamfer": float(dab.mean() + dba.mean()) / 2,
-            "hausdorff_95": float(max(np.percentile(dab, 95), np.percentile(dba, 95)))}
+    d = surface_distances(a, b, n, seed)
+    return {"chamfer": float(d["chamfer"]), "hausdorff_95": float(d["hausdorff_95"])}
 
 
 def _load(path: Path, resolution: int) -> tuple[object, float | None]:
