@@ -6,8 +6,9 @@
 
 Each (file, resolution) runs in a fresh subprocess, so its max RSS (``resource.getrusage``)
 is that measurement's peak alone. The rule's knobs are :func:`occcodec.sparse.sparse_field`'s
-(defaults: the decoder's). A row: seconds for the field and for field + mesh
-(``decoder.mesh_arrays`` does the same two steps), the CPU seconds of field + mesh
+(defaults: the decoder's). A row: seconds for the field and for field + mesh, the
+vertices moved to the network's crossings included (``decoder.mesh_arrays`` does the same
+steps; ``refine_s`` is that last one, since 2026-12-04), the CPU seconds of field + mesh
 (``time.process_time``, summed over the decode's threads; on a shared machine the wall
 time depends on the load), the threads (``--threads``, default one per core), network
 evaluations against the dense
@@ -49,11 +50,16 @@ t0, c0 = time.perf_counter(), time.process_time()
 f = sparse.sparse_field(h.arch, coded.weights, shape, rule=rule, safety=safety, **knobs)
 t1 = time.perf_counter()
 verts, faces = sparse.field_mesh(f)
+t_mc = time.perf_counter()
+verts -= 1.0  # as sparse.field_surface: the vertices moved to the network's crossings
+sparse.refine_crossings(h.arch, coded.weights, verts, shape)
+verts += 1.0
 world = sparse.to_world(verts, shape, h.center, h.scale, inplace=True)
 t2, c2 = time.perf_counter(), time.process_time()
 row = {"file": path, "resolution": res, "rule": rule, "safety": safety, **knobs,
        "arch": str(h.arch),
        "field_s": round(t1 - t0, 2), "mesh_s": round(t2 - t0, 2), "cpu_s": round(c2 - c0, 2),
+       "refine_s": round(t2 - t_mc, 2),
        "evaluated": f.evaluated, "dense": int(np.prod(shape)),
        "fraction": round(f.evaluated / float(np.prod(shape)), 4),
        "mixed_blocks": int(len(f.mixed)), "blocks": int(f.label.size), "faces": int(len(faces)),
