@@ -355,8 +355,8 @@ def mesh_arrays(coded: Coded, resolution: int | None = None, *, sparse: bool | N
             shape = decode_shape(coded, resolution, DENSE_MESH_BYTES)
             verts, faces = grid_surface(
                 coded.logit_grid(shape), h.center, h.scale, logits=True,
-                refine=lambda v: sparse_mod.refine_crossings(coded.net, coded.weights, v,
-                                                             shape, steps))
+                refine=lambda v, e: sparse_mod.refine_crossings(coded.net, coded.weights, v,
+                                                                shape, steps, e))
     if not np.isfinite(verts).all():
         raise FormatError("the header's centre and scale put vertices at infinity: "
                           "the file is damaged")

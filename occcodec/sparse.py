@@ -135,7 +135,7 @@ from occcodec.format import limits, network
 from occcodec.format.arch import Arch
 from occcodec.format.network import Weights
 from occcodec.shapes import frame
-from occcodec.shapes.meshing import logit_levels_inplace
+from occcodec.shapes.meshing import edge_ends, logit_levels_inplace
 
 #: Points per network call: large enough to amortise numpy's per-call cost, small enough
 #: that a (chunk, 64) float32 activation stays in L2.
@@ -1201,7 +1201,7 @@ def sparse_voxels(arch: Arch, weights: Weights, shape: Sequence[int], **kwargs: 
     return sparse_field(arch, weights, shape, **kwargs).voxels()  # type: ignore[arg-type]
 
 
-def field_mesh(f: SparseField) -> tuple[np.ndarray, np.ndarray]:
+def field_mesh(f: SparseField, ends: bool = False) -> Any:
     """Marching cubes at logit 0 on the mixed blocks, stitched; vertices in lattice ``u``.
 
     The blocks are meshed on the levels the dense decoder meshes
@@ -1215,14 +1215,17 @@ def field_mesh(f: SparseField) -> tuple[np.ndarray, np.ndarray]:
     concatenated and re-indexed copies of before took most of the meshing's time
     (pinion's network: 11 M faces).
 
-    Returns (vertices (V, 3) float64 in padded voxel index, faces (F, 3) int64).
+    Returns (vertices (V, 3) float64 in padded voxel index, faces (F, 3) int64), and with
+    ``ends`` also the logits at both ends of each vertex's lattice edge ((V, 2) float64,
+    :func:`occcodec.shapes.meshing.edge_ends`), which :func:`refine_crossings` then need
+    not evaluate again.
     """
     from skimage import measure
 
     b, side = f.block, f.block + 1
     per_call = (2 * _MC_PREFIX - 1 - _MC_PREFIX) // side  # stacked x stays below 2048
     dims = [int(g) * b + 1 for g in f.label.shape]  # the lattice's points per axis
-    calls: list[tuple[int, np.ndarray, np.ndarray, np.ndarray] | None] = []
+    calls: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None] = []
     keys: list[np.ndarray] = []
     where: list[np.ndarray] = []
     count = 0
@@ -1238,7 +1241,6 @@ def field_mesh(f: SparseField) -> tuple[np.ndarray, np.ndarray]:
         # the same mesh, measured, 17 % less time)
         mask = np.zeros(vol.shape, dtype=bool)
         mask[_MC_PREFIX:].reshape(m, side, side, side)[:, 1:, 1:, 1:] = _straddles(prob)
-        del prob
         v, fc, _, _ = measure.marching_cubes(vol, level=0.5, mask=mask,
                                              gradient_direction="ascent")
         del vol, mask
@@ -1246,6 +1248,8 @@ def field_mesh(f: SparseField) -> tuple[np.ndarray, np.ndarray]:
         x = local[:, 0] - np.float32(_MC_PREFIX)  # exact: x is a multiple of 2^-13 below 1024
         which = np.minimum((x // side).astype(np.int32), m - 1)
         local[:, 0] = x - (which * side).astype(np.float32)  # exact, in [0, B]
+        call_ends = edge_ends(prob, local, which) if ends else None
+        del prob
         idx = np.flatnonzero(((local == 0) | (local == b)).any(axis=1))
         lv = local[idx]
         lo = np.floor(lv)
@@ -1253,27 +1257,32 @@ def field_mesh(f: SparseField) -> tuple[np.ndarray, np.ndarray]:
         li = lo.astype(np.int64) + part[which[idx]] * b
         keys.append(((li[:, 0] * dims[1] + li[:, 1]) * dims[2] + li[:, 2]) * 3 + axis)
         where.append(idx + count)
-        calls.append((start, local, which, fc.astype(np.int32, copy=False)))
+        calls.append((start, local, which, fc.astype(np.int32, copy=False), call_ends))
         count += len(local)
     if not calls:
-        return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
+        empty = np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
+        return (*empty, np.zeros((0, 2))) if ends else empty
     keep, new_index = _merge_keys(count, np.concatenate(keys), np.concatenate(where))
     del keys, where
     verts = np.empty((int(keep.sum()), 3), dtype=np.float64)
     faces = np.empty((sum(len(c[3]) for c in calls if c is not None), 3), dtype=np.int64)
+    ends_out = np.empty((len(verts), 2), dtype=np.float64) if ends else None
     base = vpos = fpos = 0
     for i, call in enumerate(calls):
         assert call is not None
-        start, local, which, fc = call
+        start, local, which, fc, call_ends = call
         calls[i] = None  # free this call's arrays as the outputs fill
         n = len(local)
         sel = np.flatnonzero(keep[base : base + n])
         out = verts[vpos : vpos + len(sel)]
         out[...] = local[sel]
         out += f.mixed[start + which[sel]] * b  # integers: exact in float64
+        if ends_out is not None and call_ends is not None:
+            ends_out[vpos : vpos + len(sel)] = call_ends[sel]
         np.take(new_index[base : base + n], fc, out=faces[fpos : fpos + len(fc)])
         base, vpos, fpos = base + n, vpos + len(sel), fpos + len(fc)
-    return verts, faces
+    return (verts, faces, ends_out) if ends else (verts, faces)
+
 
 
 def _straddles(p: np.ndarray) -> np.ndarray:
@@ -1322,7 +1331,7 @@ _REFINE_BATCH = 1 << 18
 
 
 def refine_crossings(arch: Arch, weights: Weights, verts: np.ndarray, shape: Sequence[int],
-                     steps: int = REFINE_STEPS) -> np.ndarray:
+                     steps: int = REFINE_STEPS, ends: np.ndarray | None = None) -> np.ndarray:
     """Move marching-cubes vertices, in place, to the network's zero crossing on their edge.
 
     ``verts`` (V, 3) float64 are in voxel index coordinates (``formats/occ-v1.md`` 10.1) of
@@ -1331,8 +1340,10 @@ def refine_crossings(arch: Arch, weights: Weights, verts: np.ndarray, shape: Seq
     interpolation of the edge's two logits crosses 0 (:mod:`occcodec.shapes.meshing`); a
     network's logit is not linear across a voxel, and on a flat face it saturates within
     one, so that point can be a third of a voxel off (BoxTextured.glb at 512^3: 0.165 voxel
-    from the mesh). Here both ends are evaluated (:func:`occcodec.format.network.logits`
-    at their normalised coordinates), then ``steps`` steps of regula falsi (Illinois: a
+    from the mesh). Here the ends' logits are taken from ``ends`` ((V, 2), the values
+    marching cubes used, :func:`occcodec.shapes.meshing.edge_ends`) or else evaluated
+    (:func:`occcodec.format.network.logits` at their normalised coordinates), then
+    ``steps`` steps of regula falsi (Illinois: a
     side kept twice has its value halved) shrink the bracket, and the vertex goes to the
     linear crossing in the last bracket. Three steps took BoxTextured to 0.025 voxel,
     rotor_small 0.165 -> 0.122, nut 0.614 -> 0.579, and left cow (0.186) and spot as they
@@ -1364,7 +1375,10 @@ def refine_crossings(arch: Arch, weights: Weights, verts: np.ndarray, shape: Seq
         if not len(sel):
             return
         a_pt, b_pt, ax = lo[sel], hi[sel], axis[sel]
-        za, zb = logit_at(a_pt), logit_at(b_pt)
+        if ends is None:
+            za, zb = logit_at(a_pt), logit_at(b_pt)
+        else:
+            za, zb = ends[sl][sel, 0], ends[sl][sel, 1]
         good = (za > 0) != (zb > 0)
         sel, a_pt, ax, za, zb = sel[good], a_pt[good], ax[good], za[good], zb[good]
         a = np.zeros(len(sel))
@@ -1429,9 +1443,9 @@ def field_surface(f: SparseField, arch: Arch, weights: Weights, center: Sequence
                   ) -> tuple[np.ndarray, np.ndarray]:
     """The decoder's mesh of a sparse field: :func:`field_mesh`, each vertex moved to the
     network's crossing on its edge (:func:`refine_crossings`), in world coordinates."""
-    verts, faces = field_mesh(f)
+    verts, faces, ends = field_mesh(f, ends=True)
     verts -= 1.0  # padded lattice -> voxel index (exact: small integers and their halves)
-    refine_crossings(arch, weights, verts, f.shape, refine_steps)
+    refine_crossings(arch, weights, verts, f.shape, refine_steps, ends)
     verts += 1.0
     return to_world(verts, f.shape, center, scale, inplace=True), faces
 

@@ -487,9 +487,11 @@ def test_refined_vertices_sit_on_the_network_crossing_of_their_edge() -> None:
     assert ((after >= lo - 1e-9) & (after <= lo + 1 + 1e-9)).all()
     z_plain, z_refined = logit_at(plain_v), logit_at(v)
     assert np.median(z_refined) < 0.05 * np.median(z_plain)
-    # refining the plain vertices (as the dense path does) lands on the same points
+    # refining the plain vertices with both ends evaluated afresh (no ends given) lands on
+    # the same points to 1e-4 voxel: the ends marching cubes used are the same logits
+    # through float32 levels (2^-19 apart), which only seed the bracket
     again = before.copy()
     assert sparse.refine_crossings(arch, weights, again, shape, 0) is again
     np.testing.assert_array_equal(again, before)  # 0 steps: untouched
     sparse.refine_crossings(arch, weights, again, shape)
-    np.testing.assert_allclose(again, after, atol=1e-6)
+    np.testing.assert_allclose(again, after, atol=1e-4)

@@ -29,7 +29,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from occcodec.shapes import frame
 
-__all__ = ["LEVEL", "LOGIT_CLIP", "grid_surface", "logit_levels_inplace"]
+__all__ = ["LEVEL", "LOGIT_CLIP", "edge_ends", "grid_surface", "logit_levels_inplace"]
 
 #: The surface: probability one half, i.e. logit 0 (the decoder's occupancy threshold).
 LEVEL = 0.5
@@ -67,9 +67,40 @@ def _empty() -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     return np.zeros((0, 3), dtype=np.float64), np.zeros((0, 3), dtype=np.int64)
 
 
+def edge_ends(levels: np.ndarray, local: np.ndarray, which: np.ndarray | None = None
+              ) -> np.ndarray:
+    """The logits at both ends of each vertex's lattice edge, from the levels meshed.
+
+    ``levels``: the values marching cubes ran on (:func:`logit_levels_inplace`), either
+    ``(M, ...)`` blocks with ``which`` naming each vertex's block, or one grid (``which``
+    None); ``local``: (V, 3) vertex coordinates in that array, each on a lattice edge.
+    Returns (V, 2) float64 ``z`` at the lower and the upper end along the vertex's
+    fractional axis, ``(q - 0.5) * 2 LOGIT_CLIP`` (exact for ``|z| <= 32``, clipped beyond:
+    a seed for :func:`occcodec.sparse.refine_crossings`, whose bracket only needs the
+    signs); NaN for a vertex on a lattice point.
+    """
+    lo = np.floor(local).astype(np.int64)
+    frac = local - lo
+    axis = np.argmax(frac, axis=1)
+    rows = np.arange(len(local))
+    hi = lo.copy()
+    hi[rows, axis] += 1
+    on_point = frac[rows, axis] == 0
+    hi[on_point] = lo[on_point]
+    head = () if which is None else (which,)
+    out = np.empty((len(local), 2), dtype=np.float64)
+    out[:, 0] = levels[(*head, lo[:, 0], lo[:, 1], lo[:, 2])]
+    out[:, 1] = levels[(*head, hi[:, 0], hi[:, 1], hi[:, 2])]
+    out -= 0.5
+    out *= 2.0 * LOGIT_CLIP
+    out[on_point] = np.nan
+    return out
+
+
 def grid_surface(values: ArrayLike, center: ArrayLike, scale: float, *,
                  logits: bool = False,
-                 refine: Callable[[NDArray[np.float64]], object] | None = None
+                 refine: Callable[[NDArray[np.float64], NDArray[np.float64]], object] | None
+                 = None
                  ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """Mesh the 0.5 level of a grid, outward-facing, in world coordinates.
 
@@ -85,8 +116,9 @@ def grid_surface(values: ArrayLike, center: ArrayLike, scale: float, *,
         (float32), so vertices are interpolated linearly on the logit as the spec
         (section 10.4) describes.
     refine
-        Called with the vertices in voxel index coordinates (float64, (V, 3)) before they
-        are mapped to world coordinates; it may move them in place (the decoder's
+        Called with the vertices in voxel index coordinates (float64, (V, 3)) and the logits
+        at the ends of their edges (:func:`edge_ends`) before they are mapped to world
+        coordinates; it may move them in place (the decoder's
         ``sparse.refine_crossings``).
 
     Returns
@@ -131,12 +163,13 @@ def grid_surface(values: ArrayLike, center: ArrayLike, scale: float, *,
         del field
     verts, faces, _, _ = measure.marching_cubes(padded, level=LEVEL,
                                                 gradient_direction="ascent")
+    ends = edge_ends(padded, verts) if refine is not None and logits else None
     del padded
     # padded index -> voxel index (in the vertices' float32, as the decoder always did:
     # its mesh bytes stay the same) -> normalised -> world
     index = verts - 1.0
-    if refine is not None:
+    if refine is not None and ends is not None:
         index = index.astype(np.float64)
-        refine(index)
+        refine(index, ends)
     world = frame.index_to_world(index, shape, center, scale)
     return world, faces.astype(np.int64)
