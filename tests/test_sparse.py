@@ -465,9 +465,16 @@ def test_refined_vertices_sit_on_the_network_crossing_of_their_edge() -> None:
     """Marching cubes interpolates the logit linearly; refine_crossings moves each vertex
     along its lattice edge to the network's own zero crossing: the same triangles, every
     vertex still on its edge, and the logit there far nearer 0."""
-    arch, weights = smooth_blob()
+    gentle_arch, gentle = smooth_blob()
     shape = (48, 48, 48)
     center, scale = (0.5, -1.0, 2.0), 3.0
+    # the blob's logit changes by less than REFINE_SPAN across a voxel: left as it is
+    g0 = sparse.sparse_mesh(gentle_arch, gentle, shape, center, scale, refine_steps=0)
+    g3 = sparse.sparse_mesh(gentle_arch, gentle, shape, center, scale)
+    np.testing.assert_array_equal(g0[0], g3[0])
+    # 20 times steeper (the same surface): saturated across a voxel, as trained networks
+    (w3, b3) = gentle[-1]
+    arch, weights = gentle_arch, [*gentle[:-1], (w3 * np.float32(20), b3 * np.float32(20))]
     plain_v, plain_f = sparse.sparse_mesh(arch, weights, shape, center, scale, refine_steps=0)
     v, f = sparse.sparse_mesh(arch, weights, shape, center, scale)
     assert np.array_equal(f, plain_f) and v.shape == plain_v.shape
