@@ -71,6 +71,7 @@ __all__ = [
     "label_points",
     "mix_for",
     "shell",
+    "squared_distances",
     "training_points",
     "winding",
 ]
@@ -190,22 +191,42 @@ def shell(mesh: trimesh.Trimesh, points: np.ndarray, thickness: float) -> np.nda
     UsageError
         If ``points`` is not (N, 3) or ``thickness`` is not a positive finite number.
     """
-    import igl  # type: ignore[import-untyped]
-
     if not (np.isfinite(thickness) and thickness > 0):
         raise UsageError(f"shell thickness {thickness!r} is not a positive number")
-    v, f = _arrays(mesh)
-    q = _points(points)
     # Why: a sheet exactly halfway between two layers of centres (a flat mesh in its own
     # frame lies there) must keep both layers, not lose both to the distance's rounding.
     reach = thickness * (1.0 + SHELL_SLACK)
+    sq, _ = squared_distances(mesh, points)
+    return sq <= reach * reach
+
+
+def squared_distances(mesh: trimesh.Trimesh, points: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Squared distance from world ``points`` (N, 3) to the closest point of ``mesh``'s
+    triangles (float64), and the index of the triangle it lies on (int64).
+
+    libigl's AABB tree, built once per call, asked in chunks of :data:`_QUERY_CHUNK`.
+
+    Raises
+    ------
+    InputError
+        As :func:`inside`.
+    UsageError
+        If ``points`` is not (N, 3).
+    """
+    import igl  # type: ignore[import-untyped]
+
+    v, f = _arrays(mesh)
+    q = _points(points)
     tree = igl.AABB()
     tree.init(v, f)
-    out = np.empty(len(q), dtype=bool)
+    sq = np.empty(len(q), dtype=np.float64)
+    face = np.empty(len(q), dtype=np.int64)
     for s in range(0, len(q), _QUERY_CHUNK):
-        sq = tree.squared_distance(v, f, q[s : s + _QUERY_CHUNK])[0]
-        out[s : s + _QUERY_CHUNK] = np.asarray(sq) <= reach * reach
-    return out
+        d, i, _ = tree.squared_distance(v, f, q[s : s + _QUERY_CHUNK])
+        sq[s : s + _QUERY_CHUNK] = np.asarray(d).reshape(-1)
+        face[s : s + _QUERY_CHUNK] = np.asarray(i).reshape(-1)
+    return sq, face
 
 
 # ------------------------------------------------------------------ reference grids

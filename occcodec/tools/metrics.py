@@ -241,8 +241,8 @@ def surface_distances(
     Sampling as :func:`surface_chamfer` (the same points for the same seed): ``P`` on
     ``mesh_a`` and ``Q`` on ``mesh_b``, ``n_points`` each, uniform by area; every sample
     carries the unit normal of the face it lies on. ``d(x, B)`` is the Euclidean distance
-    from ``x`` to the closest point of mesh ``B``'s triangles (libigl's AABB tree,
-    ``point_mesh_squared_distance``, float64), ``f_B(x)`` the triangle that point lies on.
+    from ``x`` to the closest point of mesh ``B``'s triangles (libigl's AABB tree, float64:
+    :func:`occcodec.shapes.inside.squared_distances`), ``f_B(x)`` the triangle it lies on.
 
     * ``a_to_b``, ``b_to_a``, ``chamfer``, ``hausdorff``: as :func:`surface_chamfer`
       (``chamfer`` is the mean of the two directed mean distances; ``hausdorff`` the
@@ -309,13 +309,11 @@ def surface_distances(
 def _to_surface(points: NDArray[np.float64], mesh: Any
                 ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """Distance from each point to the closest point of ``mesh``'s triangles, and the index
-    of the triangle it lies on (libigl's AABB tree)."""
-    import igl  # type: ignore[import-untyped]
+    of the triangle it lies on (:func:`occcodec.shapes.inside.squared_distances`)."""
+    from occcodec.shapes.inside import squared_distances
 
-    verts = np.ascontiguousarray(mesh.vertices, dtype=np.float64)
-    faces = np.ascontiguousarray(mesh.faces, dtype=np.int64)
-    sq, face, _ = igl.point_mesh_squared_distance(np.ascontiguousarray(points), verts, faces)
-    return np.sqrt(np.maximum(np.asarray(sq, np.float64), 0.0)), np.asarray(face, np.int64)
+    sq, face = squared_distances(mesh, points)
+    return np.sqrt(np.maximum(sq, 0.0)), face
 
 
 def _is_empty(mesh: Any) -> bool:
