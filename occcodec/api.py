@@ -98,9 +98,7 @@ def encode_result(source: PathLike | np.ndarray | Any, *, preset: str = "default
                          "trimesh.Trimesh or Scene, or a 3-D numpy array")
     opts = opts.resolved()
     digest = _digest_mesh(mesh)  # of the mesh as given, before any face is turned
-    flipped = inputs.orient_consistently(mesh)  # as load_mesh does (mesh is our copy)
-    if flipped:
-        mesh.metadata[inputs.NOTE_KEY] = inputs.turned_note(flipped, len(mesh.faces))
+    inputs.orient_consistently(mesh)  # as load_mesh does (mesh is our copy)
     shape = inputs.shape_from_mesh(mesh, opts.resolution, opts.fill)
     return encode_shape(shape, digest, opts, progress)
 

@@ -40,7 +40,6 @@ __all__ = [
     "sha256_file",
     "shape_from_grid",
     "shape_from_mesh",
-    "turned_note",
 ]
 
 MESH_EXTENSIONS = frozenset({".obj", ".stl", ".ply", ".off", ".glb", ".gltf"})
@@ -171,29 +170,19 @@ def load_mesh(path: str | os.PathLike[str]) -> trimesh.Trimesh:
         # about its cast, not ours to show (unused vertices are dropped by the merge)
         warnings.simplefilter("ignore", RuntimeWarning)
         mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=True, validate=False)
-    notes = []
     if dropped:
-        notes.append(
+        mesh.metadata[NOTE_KEY] = (
             f"dropped {dropped} face(s) reaching vertices more than {FAR_FACTOR:g} times the "
             "shape's size away (stray vertices would shrink the shape to a dot)")
-    flipped = orient_consistently(mesh)
-    if flipped:
-        notes.append(turned_note(flipped, len(mesh.faces)))
-    if notes:
-        mesh.metadata[NOTE_KEY] = "; ".join(notes)
+    orient_consistently(mesh)
     return mesh
-
-
-def turned_note(flipped: int, faces: int) -> str:
-    """The note a shape carries when :func:`orient_consistently` turned faces."""
-    return (f"turned {flipped:,} of {faces:,} faces so that neighbouring faces agree (the "
-            "inside test needs one orientation per part)")
 
 
 def orient_consistently(mesh: trimesh.Trimesh) -> int:
     """Turn faces, in place, so that each part's neighbouring faces agree and each closed
     part encloses a positive volume, when the mesh's orientation is inconsistent; returns
-    how many faces were turned (0 when it was consistent: nothing is touched).
+    how many faces were turned (0 when it was consistent: nothing is touched) and adds a
+    line saying so to the mesh's note (``metadata[NOTE_KEY]``, which the encoder shows).
 
     The truth for a mesh is ``|winding number| > 1/2`` (:mod:`occcodec.shapes.inside`), which
     assumes neighbouring faces agree: with half of its faces turned, boeing.off's winding
@@ -213,7 +202,13 @@ def orient_consistently(mesh: trimesh.Trimesh) -> int:
     if after.shape != before.shape:  # not expected from trimesh; keep the input as it was
         mesh.faces = before
         return 0
-    return int((after != before).any(axis=1).sum())
+    flipped = int((after != before).any(axis=1).sum())
+    if flipped:
+        note = (f"turned {flipped:,} of {len(after):,} faces so that neighbouring faces agree "
+                "(the inside test needs one orientation per part)")
+        before_note = mesh.metadata.get(NOTE_KEY)
+        mesh.metadata[NOTE_KEY] = f"{before_note}; {note}" if before_note else note
+    return flipped
 
 
 #: A vertex this many times the size of the shape's robust box (the 1st..99th percentile of
