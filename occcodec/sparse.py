@@ -135,7 +135,7 @@ from occcodec.format import limits, network
 from occcodec.format.arch import Arch
 from occcodec.format.network import Weights
 from occcodec.shapes import frame
-from occcodec.shapes.meshing import edge_ends, logit_levels_inplace
+from occcodec.shapes.meshing import edge_ends, lattice_edges, logit_levels_inplace
 
 #: Points per network call: large enough to amortise numpy's per-call cost, small enough
 #: that a (chunk, 64) float32 activation stays in L2.
@@ -1369,13 +1369,10 @@ def refine_crossings(arch: Arch, weights: Weights, verts: np.ndarray, shape: Seq
 
     def one(sl: slice) -> None:
         v = verts[sl]
-        lo = np.floor(v)
-        frac = v - lo
-        axis = np.argmax(frac, axis=1)
-        rows = np.arange(len(v))
-        t0 = frac[rows, axis]
+        lo_i, axis, t0 = lattice_edges(v)
+        lo = lo_i.astype(np.float64)
         hi = lo.copy()
-        hi[rows, axis] += 1.0
+        hi[np.arange(len(v)), axis] += 1.0
         ok = (t0 > 0) & (lo >= 0).all(axis=1) & (hi <= dims - 1).all(axis=1)
         sel = np.flatnonzero(ok)
         if not len(sel):

@@ -29,7 +29,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from occcodec.shapes import frame
 
-__all__ = ["LEVEL", "LOGIT_CLIP", "edge_ends", "grid_surface", "logit_levels_inplace"]
+__all__ = ["LEVEL", "LOGIT_CLIP", "edge_ends", "grid_surface", "lattice_edges",
+           "logit_levels_inplace"]
 
 #: The surface: probability one half, i.e. logit 0 (the decoder's occupancy threshold).
 LEVEL = 0.5
@@ -67,6 +68,16 @@ def _empty() -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     return np.zeros((0, 3), dtype=np.float64), np.zeros((0, 3), dtype=np.int64)
 
 
+def lattice_edges(coords: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The lattice edge each marching-cubes vertex lies on: its lower end (V, 3) int64, the
+    axis of its fractional coordinate (V,), and how far along the edge it is, in [0, 1)
+    (0 for a vertex on a lattice point, whose axis is then 0)."""
+    lo = np.floor(coords)
+    frac = coords - lo
+    axis = np.argmax(frac, axis=1)
+    return lo.astype(np.int64), axis, frac[np.arange(len(coords)), axis]
+
+
 def edge_ends(levels: np.ndarray, local: np.ndarray, which: np.ndarray | None = None
               ) -> np.ndarray:
     """The logits at both ends of each vertex's lattice edge, from the levels meshed.
@@ -79,14 +90,10 @@ def edge_ends(levels: np.ndarray, local: np.ndarray, which: np.ndarray | None = 
     a seed for :func:`occcodec.sparse.refine_crossings`, whose bracket only needs the
     signs); NaN for a vertex on a lattice point.
     """
-    lo = np.floor(local).astype(np.int64)
-    frac = local - lo
-    axis = np.argmax(frac, axis=1)
-    rows = np.arange(len(local))
+    lo, axis, t = lattice_edges(local)
+    on_point = t == 0
     hi = lo.copy()
-    hi[rows, axis] += 1
-    on_point = frac[rows, axis] == 0
-    hi[on_point] = lo[on_point]
+    hi[np.arange(len(local)), axis] += ~on_point
     head = () if which is None else (which,)
     out = np.empty((len(local), 2), dtype=np.float64)
     out[:, 0] = levels[(*head, lo[:, 0], lo[:, 1], lo[:, 2])]
