@@ -457,3 +457,123 @@ def test_float_fits_are_estimated_on_the_sample_without_a_decode() -> None:
     near = mesh_metrics(arch, octahedron(0.5), ref, None, surface=False,
                         screen=exact["iou"])
     assert near["iou_sampled"] == 0
+
+
+def _octahedron_net():
+    """|x| + |y| + |z| < 0.5 as a one-layer relu network (no positional encoding)."""
+    from occcodec.format.arch import Arch, Layer
+
+    arch = Arch((Layer(6, "relu"),), pe_levels=0)
+    k0 = np.concatenate([np.eye(3), -np.eye(3)], axis=1).astype(np.float32)
+    return arch, [(k0, np.zeros(6, np.float32)),
+                  (-np.ones((6, 1), np.float32), np.array([0.5], np.float32))]
+
+
+def test_spurious_parts_are_the_components_away_from_the_truth(monkeypatch) -> None:
+    from occcodec import sparse
+    from occcodec.encoder import meshfit
+    from occcodec.encoder.meshfit import MeshReference, spurious_samples
+    from occcodec.shapes.frame import index_to_normalized
+
+    arch, weights = _octahedron_net()
+    dims = (32, 32, 32)
+    octa = sparse.sparse_voxels(arch, weights, dims)
+    rng = np.random.default_rng(0)
+    # the truth is the network's own shape: nothing spurious
+    ref = MeshReference(dims=dims, center=(0.0, 0.0, 0.0), scale=1.0, grid=octa.copy())
+    assert spurious_samples(arch, weights, ref, rng) is None
+    # a truth that only touches the octahedron: it overlaps, so it is not spurious
+    touch = np.zeros(dims, bool)
+    touch[16, 16, 16] = True
+    ref = MeshReference(dims=dims, center=(0.0, 0.0, 0.0), scale=1.0, grid=touch)
+    assert spurious_samples(arch, weights, ref, rng) is None
+    # a truth away from it: the whole octahedron is one spurious part, every voxel centre
+    # labelled empty, at the coordinates the network is evaluated at
+    away = np.zeros(dims, bool)
+    away[0:3, 0:3, 0:3] = True
+    ref = MeshReference(dims=dims, center=(0.0, 0.0, 0.0), scale=1.0, grid=away)
+    x, y, parts = spurious_samples(arch, weights, ref, rng)
+    assert parts == 1 and len(x) == np.count_nonzero(octa) and not y.any()
+    want = index_to_normalized(np.argwhere(octa).astype(np.float64), dims)
+    got = {tuple(p) for p in np.round(x.astype(np.float64), 5)}
+    assert got == {tuple(p) for p in np.round(want, 5)}
+    # more centres than the cap: a subset of them
+    monkeypatch.setattr(meshfit, "SPURIOUS_CAP", 100)
+    x2, _, parts2 = spurious_samples(arch, weights, ref, rng)
+    assert parts2 == 1 and len(x2) == 100
+    assert {tuple(p) for p in np.round(x2.astype(np.float64), 5)} <= got
+    # a full truth is needed
+    assert spurious_samples(arch, weights, MeshReference(dims=dims, center=(0.0, 0.0, 0.0),
+                                                         scale=1.0), rng) is None
+
+
+def test_added_points_are_repeated_to_their_share() -> None:
+    from occcodec.encoder.sampling import ADDED_REPEAT, ADDED_SHARE, Samples, with_points
+
+    n = 100_000
+    s = Samples(train_x=np.zeros((n, 3), np.float32), train_y=np.ones(n, np.float32),
+                val_x=np.zeros((5, 3), np.float32), val_y=np.ones(5, np.float32),
+                boundary=0, interior_kept=n)
+    x = np.full((100, 3), 0.25, np.float32)
+    out = with_points(s, x, np.zeros(100, np.float32))
+    reps = int(np.ceil(ADDED_SHARE * n / 100))
+    assert 1 < reps <= ADDED_REPEAT
+    assert len(out.train_x) == n + reps * 100 and np.count_nonzero(out.train_y == 0) == reps * 100
+    assert out.val_x is s.val_x and len(s.train_x) == n  # the original is untouched
+    many = np.zeros((5_000, 3), np.float32)
+    assert len(with_points(s, many, np.zeros(5_000, np.float32)).train_x) == n + 5_000
+    few = with_points(s, x[:1], np.zeros(1, np.float32))
+    assert len(few.train_x) == n + ADDED_REPEAT
+
+
+def test_a_float_fit_with_spurious_parts_trains_against_them(encoder, monkeypatch) -> None:
+    from occcodec.encoder import qat, ratefit
+    from occcodec.encoder import train as tr
+    from occcodec.encoder.presets import PRESETS
+    from occcodec.encoder.sampling import make_samples
+    from occcodec.progress import Progress
+
+    grid = _ball()
+    rng = np.random.default_rng(0)
+    samples = make_samples(grid, rng)
+    arch = parse_arch("pe1,8:relu")
+    far = np.full((40, 3), 0.9, np.float32)  # a corner the ball never reaches
+    asked: list[str] = []
+
+    def spurious(net, weights):
+        asked.append(str(net))
+        return (far, np.zeros(len(far), np.float32), 2) if len(asked) == 1 else None
+
+    fits: list[tuple[int, int]] = []
+    real_train, real_qat = tr.train, qat.finetune
+
+    def spy_train(arch_, weights, s, epochs, *a, **kw):
+        fits.append((epochs, len(s.train_x)))
+        return real_train(arch_, weights, s, epochs, *a, **kw)
+
+    def spy_qat(arch_, weights, s, *a, **kw):
+        fits.append((-1, len(s.train_x)))
+        return real_qat(arch_, weights, s, *a, **kw)
+
+    monkeypatch.setattr(tr, "train", spy_train)
+    monkeypatch.setattr(qat, "finetune", spy_qat)
+    notes: list[str] = []
+
+    class Notes(Progress):
+        def note(self, text: str) -> None:
+            notes.append(text)
+
+    preset = PRESETS["fast"]
+    opts = EncodeOptions(preset="fast", threads=1)
+    out = ratefit.run([ratefit.Start(arch, tr.init_weights(arch, rng))], samples,
+                      lambda net, w, surface=True, trial=True: ratefit.grid_metrics(net, w, grid),
+                      preset, opts, rng, Notes(), _size, spurious=spurious)
+    n = len(samples.train_x)
+    added = len(far) * int(min(8, np.ceil(0.005 * n / len(far))))
+    # the float fit, then the extra epochs and the QAT run on the points with the part added
+    assert asked == [str(arch)]
+    assert fits[:3] == [(preset.final_epochs, n), (ratefit.SPURIOUS_EPOCHS, n + added),
+                        (-1, n + added)]  # (QAT trains through train.train too)
+    assert all(size == n + added for _, size in fits[2:])
+    assert any("2 spurious part(s), 40 voxel centres" in t for t in notes)
+    assert out.chosen is not None

@@ -218,6 +218,54 @@ def extra_components(pred: np.ndarray, ref: MeshReference) -> int:
     return max(0, grid_components(pred, ref.labels_buffer) - ref.components)
 
 
+#: Most voxel centres of spurious parts that :func:`spurious_samples` returns (a random
+#: subset above it); ``sampling.with_points`` repeats them so that a part of a few hundred
+#: voxels weighs on the loss among a million training points.
+SPURIOUS_CAP = 50_000
+
+
+def spurious_samples(arch: Arch, weights: Weights, ref: MeshReference,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """Training points against the spurious parts of a network: the voxel centres of every
+    26-connected component of its decoded grid at R that has no voxel inside the truth
+    (a floating sheet or blob away from the shape, which the volume samples, about one per
+    130 voxels at 512^3, barely touch), labelled empty by the truth (normalised coordinates
+    float32, labels float32 0, the number of parts); None when there is none or when the
+    truth is not a full grid.
+
+    The centres are exact: the truth at each is the full grid's (empty), with no inside
+    test of points between centres. At most :data:`SPURIOUS_CAP` centres (a random subset
+    above it).
+    """
+    from scipy import ndimage
+
+    if ref.grid is None:
+        return None
+    pred = ref.field(arch, weights).voxels()
+    if ref.labels_buffer is None:
+        ref.labels_buffer = np.empty(ref.grid.shape, dtype=np.int32)
+    labels = ref.labels_buffer
+    ndimage.label(pred, structure=np.ones((3, 3, 3), bool), output=labels)
+    picked: list[np.ndarray] = []
+    parts = 0
+    for i, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None:
+            continue
+        mine = labels[box] == i
+        if np.any(ref.grid[box][mine]):
+            continue
+        parts += 1
+        local = np.argwhere(mine)
+        picked.append(local + np.array([s.start for s in box]))
+    if not picked:
+        return None
+    index = np.concatenate(picked)
+    if len(index) > SPURIOUS_CAP:
+        index = index[rng.choice(len(index), size=SPURIOUS_CAP, replace=False)]
+    x = index_to_normalized(index.astype(np.float64), ref.dims).astype(np.float32)
+    return x, np.zeros(len(x), dtype=np.float32), parts
+
+
 def reference(shape: Shape, rng: np.random.Generator) -> MeshReference:
     """The truth at R for a mesh input (see the module docstring).
 

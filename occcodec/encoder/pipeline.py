@@ -377,8 +377,15 @@ def _encode_shape(shape: Shape, source_sha256: bytes, opts: EncodeOptions,
             fallback = most_accurate
     if low is not None:
         # (a grid within --max-bytes was written before training: _grid_now)
+        spurious = None
+        if preset.clean_components and ref is not None and shape.mesh is not None:
+            from occcodec.encoder.meshfit import spurious_samples
+
+            def spurious(net: Arch, weights: Any) -> Any:
+                return spurious_samples(net, weights, ref, rng)
+
         data, record, arch, note = low.encode(arch, start, found, samples, rng, progress,
-                                              epoch_hook)
+                                              epoch_hook, spurious)
         if coded_grid is None:
             coded_grid = _late_grid(shape, grid, ref, opts, record["metrics"]["iou"],
                                     ratefit.effective_target(opts, preset), progress)

@@ -30,7 +30,7 @@ from occcodec.encoder.rate import (
     plans,
     search_pair,
 )
-from occcodec.encoder.sampling import Samples
+from occcodec.encoder.sampling import Samples, with_points
 from occcodec.format import lowbit, network
 from occcodec.format.arch import Arch
 from occcodec.format.network import Weights
@@ -55,6 +55,15 @@ SHRINK_ROOM = 0.004
 #: is within this of the pick's (the pick's float fit is then saved when it passes: nut's
 #: pick of 8,509 parameters cost 70 of 200 CPU seconds at 512^3 only to show its room).
 FIRST_ACCURACY_GAP = 0.02
+#: Epochs of the float fit's extra training against its spurious parts (``run``'s
+#: ``spurious``), at the QAT learning rate falling tenfold: a second full fit would cost
+#: 40 epochs; a few passes with those parts' centres added remove them (airplane at 512^3).
+SPURIOUS_EPOCHS = 4
+
+#: Finds a network's spurious parts: ``(arch, weights)`` -> (normalised points, labels,
+#: number of parts) to train against, or None (:func:`occcodec.encoder.meshfit.
+#: spurious_samples`).
+Spurious = Callable[[Arch, Weights], "tuple[np.ndarray, np.ndarray, int] | None"]
 
 
 @dataclass
@@ -127,8 +136,12 @@ def smaller_start(found: Sequence[Start], arch: Arch,
 def run(starts: Sequence[Start], samples: Samples, score: Score, preset: Preset,
         opts: EncodeOptions, rng: np.random.Generator, progress: Progress, size: SizeFn,
         epoch_hook: Callable[[int, float, float], None] | None = None,
-        found: Sequence[Start] = ()) -> Outcome:
+        found: Sequence[Start] = (), spurious: Spurious | None = None) -> Outcome:
     """Train and measure plans until the request is met (or the networks are spent).
+
+    With ``spurious``, a float fit whose decoded grid has spurious parts (components away
+    from the truth) is trained :data:`SPURIOUS_EPOCHS` more epochs with those parts' voxel
+    centres added to the training set as empty, and the QAT runs that follow keep them.
 
     ``found`` (the search's candidates) are the smaller networks tried first when a
     network clears the target by :data:`SHRINK_HEADROOM` (:func:`smaller_start`).
@@ -146,6 +159,7 @@ def run(starts: Sequence[Start], samples: Samples, score: Score, preset: Preset,
     pair = search_pair(opts.quant, preset.auto_pairs)
 
     def float_fit(arch: Arch) -> tuple[Weights, float]:
+        nonlocal samples
         key = str(arch)
         if key not in floats:
             progress.stage("train", preset.final_epochs)
@@ -153,12 +167,23 @@ def run(starts: Sequence[Start], samples: Samples, score: Score, preset: Preset,
                            lr=preset.final_lr, keep_best=True, batch=preset.batch,
                            on_epoch=epoch_hook,
                            final_lr=preset.final_lr_end)
-            scored = score(arch, res.weights, False, False)
+            weights = res.weights
+            hard = spurious(arch, weights) if spurious is not None else None
+            if hard is not None:
+                x, y, parts = hard
+                progress.note(f"{arch}: {parts} spurious part(s), {len(x):,} voxel centres: "
+                              f"training {SPURIOUS_EPOCHS} more epochs against them")
+                samples = with_points(samples, x, y)
+                progress.stage("train", SPURIOUS_EPOCHS)
+                weights = tr.train(arch, weights, samples, SPURIOUS_EPOCHS, rng,
+                                   lr=preset.qat_lr, keep_best=False, batch=preset.batch,
+                                   on_epoch=epoch_hook, final_lr=preset.qat_lr / 10).weights
+            scored = score(arch, weights, False, False)
             iou = scored["iou"]
             on = scored.get("iou_sampled", 0)
             progress.note(f"{arch}: float IoU {iou * 100:.2f} %"
                           + (f" (on {on:,} voxel centres)" if on else ""))
-            floats[key] = (res.weights, iou)
+            floats[key] = (weights, iou)
         return floats[key]
 
     def evaluate(plan: Plan) -> Trial:
@@ -266,9 +291,11 @@ class Lowbit:
 
     def encode(self, arch: Arch, start: Weights, found: Sequence[Any], samples: Samples,
                rng: np.random.Generator, progress: Progress,
-               epoch_hook: Callable[[int, float, float], None] | None
+               epoch_hook: Callable[[int, float, float], None] | None,
+               spurious: Spurious | None = None
                ) -> tuple[bytes, dict[str, Any], Arch, str]:
-        """Rate control over the search's networks, then the file.
+        """Rate control over the search's networks, then the file (``spurious``: see
+        :func:`run`).
 
         Returns the file's bytes, its record for ``EncodeResult.header`` (metrics, fill,
         quant, bits, the trials), the network, and the rate-control note ("" when the
@@ -287,7 +314,7 @@ class Lowbit:
                               self.preset.auto_pairs)
         assert self.score is not None, "a Lowbit made before sampling cannot train"
         outcome = run(starts, samples, self.score, self.preset, self.opts, rng, progress,
-                      self.size, epoch_hook, every)
+                      self.size, epoch_hook, every, spurious)
         chosen = self._measured(outcome.chosen)
         data = self.pack(chosen)
         # Rate control relied on the prediction; a file over --max-bytes is never returned.

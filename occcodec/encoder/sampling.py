@@ -8,7 +8,7 @@ the same in the loss. Validation uses every boundary voxel once plus the kept re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage
@@ -28,6 +28,21 @@ class Samples:
     val_y: np.ndarray
     boundary: int
     interior_kept: int
+
+
+#: Points added to a training set (:func:`with_points`) are repeated to at least this share
+#: of it, at most :data:`ADDED_REPEAT` copies of each.
+ADDED_SHARE = 0.005
+ADDED_REPEAT = 8
+
+
+def with_points(samples: Samples, x: np.ndarray, y: np.ndarray) -> Samples:
+    """``samples`` with ``x``/``y`` added to the training set, repeated so that they are at
+    least :data:`ADDED_SHARE` of it (at most :data:`ADDED_REPEAT` copies)."""
+    want = ADDED_SHARE * len(samples.train_x)
+    reps = int(min(ADDED_REPEAT, max(1, np.ceil(want / max(len(x), 1)))))
+    return replace(samples, train_x=np.concatenate([samples.train_x, *[x] * reps]),
+                   train_y=np.concatenate([samples.train_y, *[y] * reps]))
 
 
 def boundary_mask(grid: np.ndarray) -> np.ndarray:
