@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from rich.console import Console
@@ -13,7 +14,8 @@ class Progress:
     """Silent base: every hook is optional."""
 
     def stage(self, name: str, total: int | None = None) -> None:
-        """A new stage starts (voxelize, sample, search, train, quantize, write)."""
+        """A new stage starts (voxelize, reference, grid, setup, sample, search, train,
+        quantize)."""
 
     def advance(self, text: str = "") -> None:
         """One unit of the current stage is done (a candidate, an epoch)."""
@@ -62,3 +64,44 @@ class RichProgress(Progress):
         if self.started:
             self.bar.stop()
             self.started = False
+
+
+class StageClock(Progress):
+    """Forwards every hook to ``inner`` and adds up the wall seconds of each stage by name.
+
+    A stage lasts from its :meth:`stage` call to the next one (or to :meth:`close`); a name
+    that comes back (``train`` for each fit) adds up. The time before the first stage
+    (reading the input, making its frame) is ``load``. Scoring runs inside the stage it
+    follows: a fit's decode and measurement count to ``train`` or ``quantize``.
+    """
+
+    def __init__(self, inner: Progress) -> None:
+        self.inner = inner
+        self.seconds: dict[str, float] = {}
+        self._name: str | None = "load"
+        self._since = time.perf_counter()
+
+    def _stop(self) -> float:
+        now = time.perf_counter()
+        if self._name is not None:
+            self.seconds[self._name] = self.seconds.get(self._name, 0.0) + now - self._since
+            self._name = None
+        return now
+
+    def stage(self, name: str, total: int | None = None) -> None:
+        self._name, self._since = name, self._stop()
+        self.inner.stage(name, total)
+
+    def advance(self, text: str = "") -> None:
+        self.inner.advance(text)
+
+    def note(self, text: str) -> None:
+        self.inner.note(text)
+
+    def close(self) -> None:
+        self._stop()
+        self.inner.close()
+
+    def summary(self) -> str:
+        """``"load 0.4 s, sample 20.1 s, ..."`` in the order the stages first came."""
+        return ", ".join(f"{k} {v:.1f} s" for k, v in self.seconds.items())

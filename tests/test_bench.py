@@ -292,6 +292,44 @@ def test_decimate_draco_finds_the_smallest_setting_that_reaches_the_target(
     assert row["bytes"] == min(reaching) == (tmp_path / row["file"]).stat().st_size
 
 
+def test_decimate_draco_at_bytes_is_the_closest_surface_that_fits(
+        tmp_path: Path, shapes_dir: Path) -> None:
+    """Of the settings within occcodec's bytes (per reduction the most bits that fit), the
+    row is the one with the lowest surface Chamfer, measured as the row is."""
+    import DracoPy
+    import fast_simplification  # type: ignore[import-untyped]
+
+    from occcodec.tools.metrics import surface_distances
+
+    ref, ctx = _reference(shapes_dir / "ball.ply", tmp_path)
+    v0, f0 = np.asarray(ref.mesh.vertices), np.asarray(ref.mesh.faces)
+    settings = []
+    for red in bl.REDUCTIONS:
+        v, f = (fast_simplification.simplify(v0, f0, target_reduction=red) if red
+                else (v0, f0))
+        for bits in bl.DRACO_BITS:
+            blob = DracoPy.encode(v, f.astype(np.uint32), quantization_bits=bits,
+                                  compression_level=bl.DRACO_LEVEL)
+            m = DracoPy.decode(blob)
+            mesh = trimesh.Trimesh(np.asarray(m.points).reshape(-1, 3),
+                                   np.asarray(m.faces).reshape(-1, 3), process=False)
+            cd = surface_distances(ref.mesh, mesh, n_points=ctx.settings.surface_points,
+                                   seed=ctx.settings.encode.seed)["chamfer"]
+            settings.append((red, bits, len(blob), cd))
+    # a budget between the smallest and the largest file, so that the choice is not trivial
+    sizes = sorted(size for _, _, size, _ in settings)
+    budget = sizes[len(sizes) // 2]
+    fitting = {}
+    for red, bits, size, cd in settings:  # bits ascend: the last that fits wins
+        if size <= budget:
+            fitting[red] = (size, cd)
+    want = min(fitting.values(), key=lambda sc: (sc[1], sc[0]))
+    row = bl.DecimateDracoAtBytes("#000000").run(ref, ctx, {OCC: {"bytes": budget}})
+    assert "within" in row["note"] and row["bytes"] == want[0] <= budget
+    assert row["surface_chamfer"] == pytest.approx(want[1], rel=1e-9)
+    assert want[1] == min(cd for _, cd in fitting.values())
+
+
 def test_decimate_draco_marks_an_unreachable_target(tmp_path: Path, shapes_dir: Path) -> None:
     ref, ctx = _reference(shapes_dir / "ball.ply", tmp_path)
     row = bl.DecimateDraco(1.01, "@101%", "iou-101", "#000000").run(ref, ctx, {})

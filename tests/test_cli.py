@@ -252,3 +252,40 @@ def test_low_iou_retries_the_most_accurate_candidate(box_mesh_path: Path,
     assert any("also training the most accurate candidate" in n for n in notes), notes
     assert str(retried.arch) in (str(plain.arch), most_accurate["arch"])
     assert retried.header["metrics"]["iou"] >= plain.header["metrics"]["iou"]
+
+
+def test_encode_json_reports_seconds_by_stage(box_mesh_path: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "box.occ"
+    code, text, err = run(capsys, "encode", box_mesh_path, "-o", out, *FAST, "--json",
+                          "--arch", "pe1,8:relu")
+    assert code == 0
+    rec = json.loads(text)
+    stages = rec["stage_seconds"]
+    # a mesh: its truth, the TF setup, its points, one float fit and one QAT run (no search)
+    for name in ("voxelize", "setup", "sample", "train", "quantize"):
+        assert stages[name] >= 0, stages
+    assert "search" not in stages  # --arch: no search ran
+    assert sum(stages.values()) == pytest.approx(rec["seconds"], abs=0.5)
+    assert "time by stage" not in err  # -q: no notes
+
+
+def test_stage_clock_adds_up_named_stages(monkeypatch: pytest.MonkeyPatch) -> None:
+    from occcodec import progress as pr
+
+    now = iter([0.0, 1.0, 3.0, 4.5, 8.0, 8.5])
+    monkeypatch.setattr(pr.time, "perf_counter", lambda: next(now))
+    seen: list[str] = []
+
+    class Inner(pr.Progress):
+        def stage(self, name: str, total: int | None = None) -> None:
+            seen.append(name)
+
+    clock = pr.StageClock(Inner())  # 0.0
+    clock.stage("train")            # 1.0: load took 1 s
+    clock.stage("quantize")         # 3.0: train 2 s
+    clock.stage("train")            # 4.5: quantize 1.5 s
+    clock.close()                   # 8.0: train 3.5 s more
+    assert clock.seconds == {"load": 1.0, "train": 5.5, "quantize": 1.5}
+    assert seen == ["train", "quantize", "train"]
+    assert clock.summary() == "load 1.0 s, train 5.5 s, quantize 1.5 s"

@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     """Encode, then write the file atomically."""
     from occcodec.api import encode_result
     from occcodec.fsutil import atomic_write_bytes, check_input_file, check_output_path
-    from occcodec.progress import RichProgress
+    from occcodec.progress import RichProgress, StageClock
 
     out = Path(args.output) if args.output else Path(args.input).with_suffix(".occ")
     if out.suffix.lower() != ".occ":
@@ -36,11 +36,12 @@ def run(args: argparse.Namespace) -> int:
     # before minutes of training.
     check_input_file(args.input)
     check_output_path(out, args.force)
-    progress = RichProgress(quiet=args.quiet)
+    progress = StageClock(RichProgress(quiet=args.quiet))
     try:
         res = encode_result(args.input, progress=progress, **encode_kwargs(args))
     finally:
         progress.close()
+    progress.note(f"time by stage: {progress.summary()}")
     if args.max_bytes is not None and len(res.data) > args.max_bytes:  # never silently
         raise UsageError(f"the encoder made {len(res.data):,} bytes, over --max-bytes "
                          f"{args.max_bytes:,}: nothing written")
@@ -54,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
               "seconds": round(res.seconds, 2), "device": res.device,
               "fill": res.header["fill"], "quant": res.header["quant"],
               "candidates": res.candidates, "note": res.note or None,
-              "trials": res.header.get("trials")}
+              "trials": res.header.get("trials"),
+              "stage_seconds": {k: round(v, 2) for k, v in progress.seconds.items()}}
     emit(args.json, record, f"wrote {out}: {len(res.data):,} bytes, {what} "
          f"({m['params']:,} params), IoU {m['iou'] * 100:.2f} %, {res.seconds:.1f} s on "
          f"{res.device}")

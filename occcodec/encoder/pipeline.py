@@ -122,7 +122,9 @@ def _training_set(shape: Shape, grid: np.ndarray, rng: np.random.Generator,
     samples = meshfit.mesh_samples(shape, rng)
     progress.note(f"training on {len(samples.train_x)} points drawn from the mesh "
                   f"({shape.fill} rule)")
-    ref = ref if ref is not None else meshfit.reference(shape, rng)
+    if ref is None:
+        progress.stage("reference")
+        ref = meshfit.reference(shape, rng)
     mesh = shape.mesh
 
     def score(net: Arch, weights: Any, surface: bool = True, trial: bool = True
@@ -188,6 +190,7 @@ def _grid_candidate(shape: Shape, grid: np.ndarray, opts: EncodeOptions,
             raise UsageError(f"--mode grid stores the truth grid, computed in full up to "
                              f"{meshfit.FULL_TRUTH_EDGE}^3: use --resolution "
                              f"{meshfit.FULL_TRUTH_EDGE} or less, or --mode auto")
+        progress.stage("reference")
         ref = meshfit.reference(shape, rng)
         truth = ref.grid
     else:
@@ -317,6 +320,7 @@ def _encode_shape(shape: Shape, source_sha256: bytes, opts: EncodeOptions,
     from occcodec.encoder import train as tr
     from occcodec.encoder.tf import configure
 
+    progress.stage("setup")
     device = configure()
     progress.note(f"training on {device}; scoring on {opts.threads} thread(s)")
     rng = np.random.default_rng(opts.seed)
