@@ -262,30 +262,39 @@ def _reference(path: Path, tmp_path: Path) -> tuple[bench.Ref, Context]:
     return runner.load(path, path.stem), runner.ctx
 
 
-def test_decimate_draco_finds_the_smallest_setting_that_reaches_the_target(
-        tmp_path: Path, shapes_dir: Path) -> None:
-    """The pruned search gives the file a full sweep of the grid would pick."""
+def _draco_sweep(ref: bench.Ref) -> list[tuple[float, int, int, trimesh.Trimesh]]:
+    """Every (reduction, bits) setting decimate+draco searches at R, written and decoded as
+    the baseline does: (reduction, bits, bytes, decoded mesh)."""
     import DracoPy
     import fast_simplification  # type: ignore[import-untyped]
 
-    from occcodec.tools.metrics import confusion
-
-    ref, ctx = _reference(shapes_dir / "ball.ply", tmp_path)
-    target = 0.9
-    row = bl.DecimateDraco(target, "@90%", "iou-90", "#000000").run(ref, ctx, {})
-    sweep = []
+    out = []
+    v0, f0 = np.asarray(ref.mesh.vertices), np.asarray(ref.mesh.faces)
     for red in bl.REDUCTIONS:
-        v, f = np.asarray(ref.mesh.vertices), np.asarray(ref.mesh.faces)
-        if red:
-            v, f = fast_simplification.simplify(v, f, target_reduction=red)
+        v, f = (fast_simplification.simplify(v0, f0, target_reduction=red) if red
+                else (v0, f0))
         for bits in bl.DRACO_BITS:
             blob = DracoPy.encode(v, f.astype(np.uint32), quantization_bits=bits,
                                   compression_level=bl.DRACO_LEVEL)
             m = DracoPy.decode(blob)
             mesh = trimesh.Trimesh(np.asarray(m.points).reshape(-1, 3),
                                    np.asarray(m.faces).reshape(-1, 3), process=False)
-            grid = centre_grid(mesh, ref.center, ref.scale, (R, R, R), ref.fill)
-            sweep.append((len(blob), float(confusion(ref.grid, grid)["iou"])))
+            out.append((red, bits, len(blob), mesh))
+    return out
+
+
+def test_decimate_draco_finds_the_smallest_setting_that_reaches_the_target(
+        tmp_path: Path, shapes_dir: Path) -> None:
+    """The pruned search gives the file a full sweep of the grid would pick."""
+    from occcodec.tools.metrics import confusion
+
+    ref, ctx = _reference(shapes_dir / "ball.ply", tmp_path)
+    target = 0.9
+    row = bl.DecimateDraco(target, "@90%", "iou-90", "#000000").run(ref, ctx, {})
+    sweep = []
+    for _, _, size, mesh in _draco_sweep(ref):
+        grid = centre_grid(mesh, ref.center, ref.scale, (R, R, R), ref.fill)
+        sweep.append((size, float(confusion(ref.grid, grid)["iou"])))
     reaching = [size for size, iou in sweep if iou >= target]
     assert reaching, "the test shape must be reachable at 90 %"
     assert row["target_reached"] is True and row["iou"] >= target
@@ -296,31 +305,19 @@ def test_decimate_draco_at_bytes_is_the_closest_surface_that_fits(
         tmp_path: Path, shapes_dir: Path) -> None:
     """Of the settings within occcodec's bytes (per reduction the most bits that fit), the
     row is the one with the lowest surface Chamfer, measured as the row is."""
-    import DracoPy
-    import fast_simplification  # type: ignore[import-untyped]
-
     from occcodec.tools.metrics import surface_distances
 
     ref, ctx = _reference(shapes_dir / "ball.ply", tmp_path)
-    v0, f0 = np.asarray(ref.mesh.vertices), np.asarray(ref.mesh.faces)
     settings = []
-    for red in bl.REDUCTIONS:
-        v, f = (fast_simplification.simplify(v0, f0, target_reduction=red) if red
-                else (v0, f0))
-        for bits in bl.DRACO_BITS:
-            blob = DracoPy.encode(v, f.astype(np.uint32), quantization_bits=bits,
-                                  compression_level=bl.DRACO_LEVEL)
-            m = DracoPy.decode(blob)
-            mesh = trimesh.Trimesh(np.asarray(m.points).reshape(-1, 3),
-                                   np.asarray(m.faces).reshape(-1, 3), process=False)
-            cd = surface_distances(ref.mesh, mesh, n_points=ctx.settings.surface_points,
-                                   seed=ctx.settings.encode.seed)["chamfer"]
-            settings.append((red, bits, len(blob), cd))
+    for red, bits, size, mesh in _draco_sweep(ref):
+        cd = surface_distances(ref.mesh, mesh, n_points=ctx.settings.surface_points,
+                               seed=ctx.settings.encode.seed)["chamfer"]
+        settings.append((red, bits, size, cd))
     # a budget between the smallest and the largest file, so that the choice is not trivial
     sizes = sorted(size for _, _, size, _ in settings)
     budget = sizes[len(sizes) // 2]
     fitting = {}
-    for red, bits, size, cd in settings:  # bits ascend: the last that fits wins
+    for red, _bits, size, cd in settings:  # bits ascend: the last that fits wins
         if size <= budget:
             fitting[red] = (size, cd)
     want = min(fitting.values(), key=lambda sc: (sc[1], sc[0]))

@@ -8,9 +8,10 @@ For each ``OCC_DIR/NAME.occ`` with a mesh ``MESH_DIR/NAME.*``: the file is meshe
 eval`` does (:func:`occcodec.tools.metrics.surface_distances`, the mesh as occcodec loads
 it). decimate+Draco goes through every setting ``occcodec bench`` searches at that
 resolution (``baselines.search_settings``, Draco level ``baselines.DRACO_LEVEL``) and keeps,
-among the files no larger than the ``.occ``, the one with the lowest surface Chamfer: a
-stronger competitor than the bench's ``@bytes`` row, which picks the highest IoU. One
-markdown row per shape, then the count of shapes where occcodec's Chamfer is lower.
+among the files no larger than the ``.occ``, the one with the lowest surface Chamfer (the
+bench's ``@bytes`` row picks the same way since 2026-12-04; before, it took the highest IoU).
+Unlike the bench it scores files made elsewhere, so it needs no encode. One markdown row
+per shape, then the count of shapes where occcodec's Chamfer is lower.
 """
 
 from __future__ import annotations
