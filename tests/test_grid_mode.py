@@ -348,9 +348,30 @@ def test_above_the_auto_edge_a_far_miss_writes_the_grid(
     # a box with holes of noise: learnt as a box (IoU about 0.8), far under 0.95
     grid = np.zeros((24, 24, 24), dtype=bool)
     grid[4:20, 3:21, 5:19] = np.random.default_rng(4).random((16, 18, 14)) < 0.8
+    from occcodec.encoder import qat
+    from occcodec.encoder import train as tr
+    from occcodec.encoder.presets import PRESETS
+
+    fits: list[int] = []
+    real_train, real_qat = tr.train, qat.finetune
+
+    def spy_train(arch, weights, samples, epochs, *a, **kw):
+        fits.append(epochs)
+        return real_train(arch, weights, samples, epochs, *a, **kw)
+
+    def spy_qat(*a, **kw):
+        fits.append(-1)
+        return real_qat(*a, **kw)
+
+    monkeypatch.setattr(tr, "train", spy_train)
+    monkeypatch.setattr(qat, "finetune", spy_qat)
     res = encoder.encode_result(grid, threads=1, preset="fast", target_iou=0.95)
     assert res.arch is None and res.header["metrics"]["iou"] == 1.0 and not res.note
     assert np.array_equal(decoder.voxels(decoder.load(res.data)), grid)
+    # the network's float fit (about 0.8) is far under the target: no QAT run, and no
+    # second network fitted (``ratefit.ABANDON_GAP``); the grid is coded right away
+    final = PRESETS["fast"].final_epochs
+    assert -1 not in fits and fits.count(final) == 1
     monkeypatch.setattr(pipeline, "GRID_LATE_MISS", 1.0)  # no miss is far
     res = encoder.encode_result(grid, threads=1, preset="fast", target_iou=0.95)
     assert res.arch is not None and 0.5 < res.header["metrics"]["iou"] < 0.94

@@ -9,6 +9,7 @@ import pytest
 from occcodec.encoder.presets import EncodeOptions
 from occcodec.encoder.rate import (
     BIT_PAIRS,
+    GaveUp,
     Plan,
     Trial,
     bit_pairs,
@@ -24,6 +25,7 @@ from occcodec.format.arch import parse_arch
 
 SMALL = parse_arch("pe2,16:relu,16:relu")
 LARGE = parse_arch("pe4,32:relu,32:relu")
+TINY = parse_arch("8:relu")
 
 
 def _size(arch, bits):
@@ -174,6 +176,61 @@ def test_unreachable_target_gives_closest_and_one_line() -> None:
     # the note for the chosen plan measured again (a screened trial holds an estimate)
     assert out.note_at is not None and out.note_at(0.9712) == out.note.replace(
         "98.00 %", "97.12 %")
+
+
+def test_networks_under_the_fallback_get_no_qat_run() -> None:
+    """With a fallback (the lossless grid replaces any file under ``fallback_below``), a
+    network whose ceiling is under it is not quantized; the next one is tried as usual."""
+    table = {**_table(SMALL, [0.95, 0.96, 0.97, 0.975, 0.98, 0.98]),
+             **_table(LARGE, [0.985, 0.988, 0.991, 0.993, 0.995, 0.996])}
+    ceilings = {str(SMALL): 0.92, str(LARGE): 0.999}
+    ev = Scored(table)
+    out = control([SMALL, LARGE], BIT_PAIRS, _size, ev, target=0.99,
+                  ceiling=lambda a: ceilings[str(a)], fallback_below=0.97, abandon_below=0.9)
+    assert out.reached and out.chosen.plan == plans(LARGE, BIT_PAIRS, _size)[2]
+    assert all(p.arch == LARGE for p in ev.calls)
+    # without the fallback the small network's largest plan is trained, as the closest
+    ev2 = Scored(table)
+    control([SMALL, LARGE], BIT_PAIRS, _size, ev2, target=0.99,
+            ceiling=lambda a: ceilings[str(a)])
+    assert ev2.calls[0] == plans(SMALL, BIT_PAIRS, _size)[-1]
+
+
+@pytest.mark.parametrize("abandon", [None, 0.9])
+def test_every_network_under_the_fallback_gives_up(abandon: float | None) -> None:
+    """No network near the target: no QAT run, GaveUp with the ceilings; a ceiling under
+    ``abandon_below`` ends the walk before the next network's float fit."""
+    ceilings = {str(SMALL): 0.80, str(LARGE): 0.95}
+    asked: list[str] = []
+
+    def ceiling(a):
+        asked.append(str(a))
+        return ceilings[str(a)]
+
+    ev = Scored({})
+    with pytest.raises(GaveUp) as gave:
+        control([SMALL, LARGE], BIT_PAIRS, _size, ev, target=0.99, ceiling=ceiling,
+                fallback_below=0.97, abandon_below=abandon)
+    assert not ev.calls
+    expect = [str(SMALL)] if abandon is not None else [str(SMALL), str(LARGE)]
+    assert asked == expect
+    assert [str(a) for a, _ in gave.value.ceilings] == expect
+    assert gave.value.best == max(ceilings[a] for a in expect)
+    # a smaller first network that far under ends the walk before the pick is fitted
+    asked.clear()
+    ceilings[str(TINY)] = 0.5
+    if abandon is not None:
+        with pytest.raises(GaveUp) as gave:
+            control([SMALL, LARGE], BIT_PAIRS, _size, ev, target=0.99, ceiling=ceiling,
+                    first=TINY, fallback_below=0.97, abandon_below=abandon)
+        assert asked == [str(TINY)] * len(asked) and gave.value.best == 0.5
+    # a network between the two thresholds is still trained, and is the closest
+    ceilings[str(SMALL)] = 0.975
+    ev = Scored(_table(SMALL, [0.95, 0.96, 0.97, 0.975, 0.98, 0.979]))
+    out = control([SMALL, LARGE], BIT_PAIRS, _size, ev, target=0.99,
+                  ceiling=lambda a: ceilings[str(a)], fallback_below=0.97,
+                  abandon_below=abandon)
+    assert not out.reached and out.chosen.plan == plans(SMALL, BIT_PAIRS, _size)[-1]
 
 
 @pytest.mark.parametrize("cap", [300, 420, 520, 700, 5000])
@@ -577,3 +634,42 @@ def test_a_float_fit_with_spurious_parts_trains_against_them(encoder, monkeypatc
     assert all(size == n + added for _, size in fits[2:])
     assert any("2 spurious part(s), 40 voxel centres" in t for t in notes)
     assert out.chosen is not None
+
+
+@pytest.mark.parametrize("fallback", [0.9, 0.52])
+def test_a_network_far_under_the_fallback_is_not_trained_against_spurious_parts(
+        encoder, monkeypatch, fallback: float) -> None:
+    """A float fit whose estimated IoU is ABANDON_GAP under the fallback's threshold ends
+    rate control: no spurious-part decode, no QAT run, GaveUp with its float IoU."""
+    from occcodec.encoder import qat, ratefit
+    from occcodec.encoder import train as tr
+    from occcodec.encoder.presets import PRESETS
+    from occcodec.encoder.sampling import make_samples
+    from occcodec.progress import Progress
+
+    grid = _ball()
+    rng = np.random.default_rng(0)
+    samples = make_samples(grid, rng)
+    arch = parse_arch("pe1,8:relu")
+    asked: list[str] = []
+
+    def spurious(net, weights):
+        asked.append(str(net))
+        return None
+
+    def no_qat(*a, **k):
+        raise AssertionError("a QAT run")
+
+    monkeypatch.setattr(qat, "finetune", no_qat)
+
+    def score(net, w, surface=True, trial=True):
+        return {"iou": 0.5, "accuracy": 0.9, "params": net.params}
+
+    with pytest.raises(GaveUp) as gave:
+        ratefit.run([ratefit.Start(arch, tr.init_weights(arch, rng))], samples, score,
+                    PRESETS["fast"], EncodeOptions(preset="fast", threads=1), rng,
+                    Progress(), _size, spurious=spurious, fallback_below=fallback)
+    assert gave.value.best == 0.5  # the float IoU, not the ceiling
+    far = 0.5 + ratefit.CEILING_SLACK < fallback - ratefit.ABANDON_GAP
+    assert far == (fallback == 0.9)
+    assert asked == ([] if far else [str(arch)])

@@ -162,6 +162,25 @@ class Outcome:
     note_at: Callable[[float], str] | None = None
 
 
+class GaveUp(Exception):
+    """Rate control trained no plan: every network's float IoU was under the caller's
+    ``fallback_below`` (the caller writes its fallback, the lossless grid, instead).
+
+    ``ceilings`` holds each network tried and its float IoU, in order.
+    """
+
+    def __init__(self, ceilings: Sequence[tuple[Arch, float]]) -> None:
+        self.ceilings = list(ceilings)
+        best = max(c for _, c in self.ceilings)
+        super().__init__(f"no network came within reach of the target (best float IoU "
+                         f"{best * 100:.2f} %)")
+
+    @property
+    def best(self) -> float:
+        """The highest float IoU of the networks tried."""
+        return max(c for _, c in self.ceilings)
+
+
 def closest(trials: Sequence[Trial]) -> Trial:
     """The best of trials that all miss: a clean one first, then the highest IoU, then the
     fewest bytes."""
@@ -175,6 +194,8 @@ def control(archs: Sequence[Arch], pairs: Sequence[tuple[int, int]], size: SizeF
             shrink: Callable[[Arch, float], Arch | None] | None = None,
             shrink_room: float = 0.0,
             first: Arch | None = None,
+            fallback_below: float | None = None,
+            abandon_below: float | None = None,
             advice: str = "a larger --arch or --preset paper") -> Outcome:
     """Walk ``archs`` in order (the search's pick first) and return the file to write.
 
@@ -192,11 +213,20 @@ def control(archs: Sequence[Arch], pairs: Sequence[tuple[int, int]], size: SizeF
     ``target``: the largest plan within ``max_bytes`` of the first network that has one
     (more bits, more IoU).
 
+    ``fallback_below`` (with ``target`` and ``ceiling``): the caller replaces any file whose
+    IoU is under this by a fallback (the lossless grid), so a network whose ceiling is under
+    it gets no QAT run at all (its closest plan could never be written); with
+    ``abandon_below`` too, a network whose ceiling is under that ends the walk (no later
+    network is fitted; ``first`` counts too). When no plan was trained for that reason,
+    :class:`GaveUp` is raised.
+
     Raises
     ------
     UsageError
         When no plan of any network fits ``max_bytes`` (the message gives the smallest size
         that would fit: a file over ``--max-bytes`` is never written).
+    GaveUp
+        When every network's ceiling was under ``fallback_below`` (none was trained).
     """
     trials: list[Trial] = []
     smallest: Plan | None = None
@@ -209,6 +239,7 @@ def control(archs: Sequence[Arch], pairs: Sequence[tuple[int, int]], size: SizeF
         return [p for p in every if max_bytes is None or p.nbytes <= max_bytes]
 
     attempted: set[str] = set()
+    hopeless: list[tuple[Arch, float]] = []
 
     def attempt(small: Arch | None) -> Trial | None:
         """The smaller network's smallest passing plan, if it has room for quantization
@@ -228,6 +259,10 @@ def control(archs: Sequence[Arch], pairs: Sequence[tuple[int, int]], size: SizeF
         passing = attempt(first)
         if passing is not None:
             return Outcome(passing, True, trials)
+        if (fallback_below is not None and abandon_below is not None and ladder_of(first)
+                and ceiling(first) < abandon_below):
+            # the smaller network is as accurate in the search (``first``'s condition)
+            raise GaveUp([(first, ceiling(first))])
     for arch in archs:
         ladder = ladder_of(arch)
         if not ladder:
@@ -238,6 +273,11 @@ def control(archs: Sequence[Arch], pairs: Sequence[tuple[int, int]], size: SizeF
         if ceiling is not None:
             top = ceiling(arch)
             if top < target:
+                if fallback_below is not None and top < fallback_below:
+                    hopeless.append((arch, top))
+                    if abandon_below is not None and top < abandon_below:
+                        break
+                    continue
                 trials.append(evaluate(ladder[-1]))
                 continue
             passing = attempt(shrink(arch, top) if shrink is not None else None)
@@ -247,6 +287,8 @@ def control(archs: Sequence[Arch], pairs: Sequence[tuple[int, int]], size: SizeF
         trials += tried
         if passing is not None:
             return Outcome(passing, True, trials)
+    if not trials and hopeless:
+        raise GaveUp(hopeless)
     if not trials:
         need = f"{smallest.nbytes:,}" if smallest else "more"
         raise UsageError(f"no network fits --max-bytes {max_bytes:,}: the smallest file "
