@@ -378,6 +378,27 @@ def test_above_the_auto_edge_a_far_miss_writes_the_grid(
     assert "not reached" in res.note
 
 
+@pytest.mark.parametrize("edge", [256, 16])
+def test_a_grid_over_max_bytes_is_never_written(
+        encoder, monkeypatch: pytest.MonkeyPatch, edge: int) -> None:
+    """--max-bytes holds for grid mode too: a grid over it is not written, before training
+    (at or under GRID_AUTO_MAX_EDGE) or after the network missed the target (above it):
+    the network's file within the budget is kept, and says the target was missed."""
+    from occcodec.encoder import pipeline
+
+    monkeypatch.setattr(pipeline, "GRID_AUTO_MAX_EDGE", edge)  # 40^3: under 256, over 16
+    grid = np.zeros((40, 40, 40), dtype=bool)
+    grid[4:36, 4:36, 4:36] = np.random.default_rng(4).random((32, 32, 32)) < 0.8
+    size = len(encoder.encode(grid, mode="grid", threads=1, preset="fast"))
+    cap = size - 500
+    res = encoder.encode_result(grid, threads=1, preset="fast", target_iou=0.95,
+                                max_bytes=cap)
+    assert len(res.data) <= cap and res.arch is not None
+    assert "not reached" in res.note and res.header["metrics"]["iou"] < 0.95
+    with pytest.raises(UsageError, match="over --max-bytes"):
+        encoder.encode_result(grid, threads=1, preset="fast", mode="grid", max_bytes=cap)
+
+
 def test_mode_network_and_arch_never_write_the_grid(encoder) -> None:
     res = encoder.encode_result(_box(), threads=1, preset="fast", mode="network",
                                 arch="pe1,8:relu")

@@ -352,7 +352,15 @@ def _encode_shape(shape: Shape, source_sha256: bytes, opts: EncodeOptions,
         coded_grid.nbytes = sizer.grid_size(coded_grid.words,
                                             coded_grid.metrics(shape, measured=False))
         progress.advance(f"grid mode: {coded_grid.nbytes:,} bytes, lossless")
-        if _grid_now(opts, sizer, preset, coded_grid.nbytes):
+        if opts.max_bytes is not None and coded_grid.nbytes > opts.max_bytes:
+            if opts.mode == "grid":
+                raise UsageError(f"the lossless grid is {coded_grid.nbytes:,} bytes, over "
+                                 f"--max-bytes {opts.max_bytes:,}: raise --max-bytes, or use "
+                                 "--mode auto for a network")
+            progress.note(f"the lossless grid ({coded_grid.nbytes:,} bytes) is over "
+                          f"--max-bytes {opts.max_bytes:,}: it cannot be the file")
+            coded_grid = None
+        elif _grid_now(opts, sizer, preset, coded_grid.nbytes):
             return _grid_result(sizer, coded_grid, shape, device, t0)
     progress.stage("sample")
     target = ratefit.effective_target(opts, preset)
@@ -411,7 +419,7 @@ def _encode_shape(shape: Shape, source_sha256: bytes, opts: EncodeOptions,
                 return spurious_samples(net, weights, ref, rng)
 
         fallback = None
-        if coded_grid is None:
+        if coded_grid is None and opts.max_bytes is None:  # (a late grid may not fit in it)
             target = ratefit.effective_target(opts, preset)
             if target is not None and _late_truth(shape, grid, ref, opts, target) is not None:
                 fallback = target - GRID_LATE_MISS - HOPELESS_SLACK
@@ -431,6 +439,10 @@ def _encode_shape(shape: Shape, source_sha256: bytes, opts: EncodeOptions,
             if coded_grid is not None:
                 coded_grid.nbytes = low.grid_size(coded_grid.words,
                                                   coded_grid.metrics(shape, measured=False))
+                if opts.max_bytes is not None and coded_grid.nbytes > opts.max_bytes:
+                    progress.note(f"the lossless grid ({coded_grid.nbytes:,} bytes) is over "
+                                  f"--max-bytes {opts.max_bytes:,}: keeping the network's file")
+                    coded_grid = None
         if coded_grid is not None:
             iou = record["metrics"]["iou"]
             target = ratefit.effective_target(opts, preset)
