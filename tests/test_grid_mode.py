@@ -399,6 +399,46 @@ def test_a_grid_over_max_bytes_is_never_written(
         encoder.encode_result(grid, threads=1, preset="fast", mode="grid", max_bytes=cap)
 
 
+def test_above_the_auto_edge_the_grid_is_the_file_when_no_network_fits(
+        encoder, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above GRID_AUTO_MAX_EDGE the grid is not coded before training, but when no network
+    fits --max-bytes it is coded then, and written if it fits; if not, the error says both
+    sizes."""
+    from occcodec.encoder import pipeline, train
+
+    def no_training(*a, **k):
+        raise AssertionError("trained a network")
+
+    monkeypatch.setattr(pipeline, "GRID_AUTO_MAX_EDGE", 16)  # 32^3 is "above" it
+    size = len(encoder.encode(_box(), mode="grid", threads=1, preset="fast"))
+    monkeypatch.setattr(train, "train", no_training)  # the search is not train.train
+    res = encoder.encode_result(_box(), threads=1, preset="fast", max_bytes=size + 50)
+    assert res.arch is None and len(res.data) <= size + 50
+    assert np.array_equal(decoder.voxels(decoder.load(res.data)), _box())
+    with pytest.raises(UsageError, match=r"no network fits --max-bytes .*the lossless grid "
+                                         r"would be [\d,]+ bytes"):
+        encoder.encode_result(_box(), threads=1, preset="fast", max_bytes=size // 2)
+
+
+def test_above_the_auto_edge_max_bytes_takes_the_grid_over_a_poor_network(
+        encoder, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--max-bytes alone (the highest IoU within it), above GRID_AUTO_MAX_EDGE: a network
+    far under the preset's target gives way to the grid when the grid fits, not when it
+    does not."""
+    from occcodec.encoder import pipeline
+
+    monkeypatch.setattr(pipeline, "GRID_AUTO_MAX_EDGE", 16)  # 40^3 is "above" it
+    grid = np.zeros((40, 40, 40), dtype=bool)
+    grid[4:36, 4:36, 4:36] = np.random.default_rng(4).random((32, 32, 32)) < 0.8
+    size = len(encoder.encode(grid, mode="grid", threads=1, preset="fast"))
+    res = encoder.encode_result(grid, threads=1, preset="fast", max_bytes=size + 100)
+    assert res.arch is None and len(res.data) <= size + 100
+    assert np.array_equal(decoder.voxels(decoder.load(res.data)), grid)
+    res = encoder.encode_result(grid, threads=1, preset="fast", max_bytes=size // 2)
+    assert res.arch is not None and len(res.data) <= size // 2
+    assert res.header["metrics"]["iou"] < 0.9
+
+
 def test_mode_network_and_arch_never_write_the_grid(encoder) -> None:
     res = encoder.encode_result(_box(), threads=1, preset="fast", mode="network",
                                 arch="pe1,8:relu")

@@ -16,7 +16,7 @@ import numpy as np
 
 from occcodec import __version__
 from occcodec.encoder.presets import PRESETS, EncodeOptions, Preset, default_threads, preset_for
-from occcodec.encoder.rate import GaveUp, is_lowbit
+from occcodec.encoder.rate import GaveUp, NoPlanFits, is_lowbit
 from occcodec.encoder.rescue import FAIL_IOU, rescue
 from occcodec.errors import UsageError
 from occcodec.format import container
@@ -213,14 +213,14 @@ def _grid_candidate(shape: Shape, grid: np.ndarray, opts: EncodeOptions,
     return _Grid(truth, ctxgrid.encode_words(truth), ref), ref
 
 
-def _late_truth(shape: Shape, grid: np.ndarray, ref: Any, opts: EncodeOptions,
-                target: float | None) -> np.ndarray | None:
-    """The grid grid mode would code after the network missed ``target`` far: on a grid
-    above :data:`GRID_AUTO_MAX_EDGE` when ``--mode auto`` would have let the grid compete
-    below it (the truth at R: a voxel input's grid, a mesh's full reference); None when
-    there is no such fallback."""
+def _late_truth(shape: Shape, grid: np.ndarray, ref: Any, opts: EncodeOptions
+                ) -> np.ndarray | None:
+    """The grid grid mode would code after training (the network missed the target far, or
+    no network fits ``--max-bytes``): on a grid above :data:`GRID_AUTO_MAX_EDGE` when
+    ``--mode auto`` would have let the grid compete below it (the truth at R: a voxel
+    input's grid, a mesh's full reference); None when there is no such fallback."""
     dims = shape.grid_frame.shape
-    if (target is None or max(dims) <= GRID_AUTO_MAX_EDGE
+    if (max(dims) <= GRID_AUTO_MAX_EDGE
             or not (opts.mode == "auto" and is_lowbit(opts.quant) and not opts.arch)):
         return None
     truth = grid if shape.mesh is None else getattr(ref, "grid", None)
@@ -237,7 +237,7 @@ def _late_grid(shape: Shape, grid: np.ndarray, ref: Any, opts: EncodeOptions,
     grid; None otherwise."""
     from occcodec.coding import ctxgrid
 
-    truth = _late_truth(shape, grid, ref, opts, target)
+    truth = _late_truth(shape, grid, ref, opts)
     if truth is None or target is None or iou >= target - GRID_LATE_MISS:
         return None
     progress.note(f"{why} {iou * 100:.2f} %, more than "
@@ -421,11 +421,26 @@ def _encode_shape(shape: Shape, source_sha256: bytes, opts: EncodeOptions,
         fallback = None
         if coded_grid is None and opts.max_bytes is None:  # (a late grid may not fit in it)
             target = ratefit.effective_target(opts, preset)
-            if target is not None and _late_truth(shape, grid, ref, opts, target) is not None:
+            if target is not None and _late_truth(shape, grid, ref, opts) is not None:
                 fallback = target - GRID_LATE_MISS - HOPELESS_SLACK
         try:
             data, record, arch, note = low.encode(arch, start, found, samples, rng, progress,
                                                   epoch_hook, spurious, fallback)
+        except NoPlanFits as err:  # (before any training) the grid may still fit
+            truth = None if coded_grid is not None else _late_truth(shape, grid, ref, opts)
+            if truth is None:
+                raise
+            from occcodec.coding import ctxgrid
+
+            progress.note("no network fits --max-bytes: coding the lossless grid")
+            progress.stage("grid")
+            only = _Grid(truth, ctxgrid.encode_words(truth),
+                         ref if shape.mesh is not None else None)
+            only.nbytes = low.grid_size(only.words, only.metrics(shape, measured=False))
+            if opts.max_bytes is not None and only.nbytes > opts.max_bytes:
+                raise NoPlanFits(f"{err} (the lossless grid would be {only.nbytes:,} "
+                                 "bytes)") from None
+            return _grid_result(low, only, shape, device, t0)
         except GaveUp as gave:
             late = _late_grid(shape, grid, ref, opts, gave.best,
                               ratefit.effective_target(opts, preset), progress,
@@ -434,8 +449,13 @@ def _encode_shape(shape: Shape, source_sha256: bytes, opts: EncodeOptions,
             late.nbytes = low.grid_size(late.words, late.metrics(shape, measured=False))
             return _grid_result(low, late, shape, device, t0)
         if coded_grid is None:
-            coded_grid = _late_grid(shape, grid, ref, opts, record["metrics"]["iou"],
-                                    ratefit.effective_target(opts, preset), progress)
+            # under --max-bytes alone, the preset's own target says when the network is poor
+            # enough to weigh the grid (which, within the budget, has the highest IoU)
+            poor = ratefit.effective_target(opts, preset)
+            if poor is None and opts.max_bytes is not None:
+                poor = preset.target_iou
+            coded_grid = _late_grid(shape, grid, ref, opts, record["metrics"]["iou"], poor,
+                                    progress)
             if coded_grid is not None:
                 coded_grid.nbytes = low.grid_size(coded_grid.words,
                                                   coded_grid.metrics(shape, measured=False))
@@ -450,6 +470,11 @@ def _encode_shape(shape: Shape, source_sha256: bytes, opts: EncodeOptions,
                 progress.note(f"the lossless grid ({coded_grid.nbytes:,} bytes) is no larger "
                               f"than the network's file ({len(data):,} bytes at IoU "
                               f"{iou * 100:.2f} %): writing the grid")
+                return _grid_result(low, coded_grid, shape, device, t0)
+            if target is None and opts.max_bytes is not None:  # within it: checked above
+                progress.note(f"the lossless grid ({coded_grid.nbytes:,} bytes) fits "
+                              f"--max-bytes {opts.max_bytes:,} with IoU 100 % against the "
+                              f"network's {iou * 100:.2f} %: writing the grid")
                 return _grid_result(low, coded_grid, shape, device, t0)
             if target is not None and iou < target:
                 # the smallest file that reaches the target is the only one that does

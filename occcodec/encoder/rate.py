@@ -162,6 +162,10 @@ class Outcome:
     note_at: Callable[[float], str] | None = None
 
 
+class NoPlanFits(UsageError):
+    """No plan of any network fits ``--max-bytes`` (raised before anything is trained)."""
+
+
 class GaveUp(Exception):
     """Rate control trained no plan: every network's float IoU was under the caller's
     ``fallback_below`` (the caller writes its fallback, the lossless grid, instead).
@@ -222,7 +226,7 @@ def control(archs: Sequence[Arch], pairs: Sequence[tuple[int, int]], size: SizeF
 
     Raises
     ------
-    UsageError
+    NoPlanFits
         When no plan of any network fits ``max_bytes`` (the message gives the smallest size
         that would fit: a file over ``--max-bytes`` is never written).
     GaveUp
@@ -291,7 +295,7 @@ def control(archs: Sequence[Arch], pairs: Sequence[tuple[int, int]], size: SizeF
         raise GaveUp(hopeless)
     if not trials:
         need = f"{smallest.nbytes:,}" if smallest else "more"
-        raise UsageError(f"no network fits --max-bytes {max_bytes:,}: the smallest file "
+        raise NoPlanFits(f"no network fits --max-bytes {max_bytes:,}: the smallest file "
                          f"would be {need} bytes; raise --max-bytes or give a smaller --arch")
     best = closest(trials)
     assert target is not None  # without a target the first fitting plan returned above
