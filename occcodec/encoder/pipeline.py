@@ -229,22 +229,31 @@ def _late_truth(shape: Shape, grid: np.ndarray, ref: Any, opts: EncodeOptions
     return np.asarray(truth)
 
 
-def _late_grid(shape: Shape, grid: np.ndarray, ref: Any, opts: EncodeOptions,
-               iou: float, target: float | None, progress: Progress,
-               why: str = "the network reached") -> _Grid | None:
-    """Grid mode's candidate after the network missed ``target`` far
-    (:data:`GRID_LATE_MISS`; ``iou`` is what it reached), when :func:`_late_truth` has a
-    grid; None otherwise."""
+def _code_late(truth: np.ndarray, shape: Shape, ref: Any, low: Any,
+               progress: Progress) -> _Grid:
+    """:func:`_late_truth`'s grid coded, with the exact size of its file (``low``:
+    the :class:`occcodec.encoder.ratefit.Lowbit` that packs it)."""
     from occcodec.coding import ctxgrid
 
+    progress.stage("grid")
+    cand = _Grid(truth, ctxgrid.encode_words(truth), ref if shape.mesh is not None else None)
+    cand.nbytes = low.grid_size(cand.words, cand.metrics(shape, measured=False))
+    return cand
+
+
+def _late_grid(shape: Shape, grid: np.ndarray, ref: Any, opts: EncodeOptions,
+               iou: float, target: float | None, progress: Progress, low: Any,
+               why: str = "the network reached") -> _Grid | None:
+    """Grid mode's candidate, coded and sized (:func:`_code_late`), after the network
+    missed ``target`` far (:data:`GRID_LATE_MISS`; ``iou`` is what it reached), when
+    :func:`_late_truth` has a grid; None otherwise."""
     truth = _late_truth(shape, grid, ref, opts)
     if truth is None or target is None or iou >= target - GRID_LATE_MISS:
         return None
     progress.note(f"{why} {iou * 100:.2f} %, more than "
                   f"{GRID_LATE_MISS * 100:.0f} point under the target {target * 100:.2f} %: "
                   "coding the lossless grid")
-    progress.stage("grid")
-    return _Grid(truth, ctxgrid.encode_words(truth), ref if shape.mesh is not None else None)
+    return _code_late(truth, shape, ref, low, progress)
 
 
 def grid_mode_allowed(opts: EncodeOptions, dims: tuple[int, int, int]) -> bool:
@@ -430,13 +439,8 @@ def _encode_shape(shape: Shape, source_sha256: bytes, opts: EncodeOptions,
             truth = None if coded_grid is not None else _late_truth(shape, grid, ref, opts)
             if truth is None:
                 raise
-            from occcodec.coding import ctxgrid
-
             progress.note("no network fits --max-bytes: coding the lossless grid")
-            progress.stage("grid")
-            only = _Grid(truth, ctxgrid.encode_words(truth),
-                         ref if shape.mesh is not None else None)
-            only.nbytes = low.grid_size(only.words, only.metrics(shape, measured=False))
+            only = _code_late(truth, shape, ref, low, progress)
             if opts.max_bytes is not None and only.nbytes > opts.max_bytes:
                 raise NoPlanFits(f"{err} (the lossless grid would be {only.nbytes:,} "
                                  "bytes)") from None
@@ -444,9 +448,9 @@ def _encode_shape(shape: Shape, source_sha256: bytes, opts: EncodeOptions,
         except GaveUp as gave:
             late = _late_grid(shape, grid, ref, opts, gave.best,
                               ratefit.effective_target(opts, preset), progress,
-                              why="no network came near the target: the best float IoU was")
+                              low, why="no network came near the target: the best float "
+                              "IoU was")
             assert late is not None  # fallback was set: _late_truth had a grid
-            late.nbytes = low.grid_size(late.words, late.metrics(shape, measured=False))
             return _grid_result(low, late, shape, device, t0)
         if coded_grid is None:
             # under --max-bytes alone, the preset's own target says when the network is poor
@@ -455,14 +459,12 @@ def _encode_shape(shape: Shape, source_sha256: bytes, opts: EncodeOptions,
             if poor is None and opts.max_bytes is not None:
                 poor = preset.target_iou
             coded_grid = _late_grid(shape, grid, ref, opts, record["metrics"]["iou"], poor,
-                                    progress)
-            if coded_grid is not None:
-                coded_grid.nbytes = low.grid_size(coded_grid.words,
-                                                  coded_grid.metrics(shape, measured=False))
-                if opts.max_bytes is not None and coded_grid.nbytes > opts.max_bytes:
-                    progress.note(f"the lossless grid ({coded_grid.nbytes:,} bytes) is over "
-                                  f"--max-bytes {opts.max_bytes:,}: keeping the network's file")
-                    coded_grid = None
+                                    progress, low)
+            if (coded_grid is not None and opts.max_bytes is not None
+                    and coded_grid.nbytes > opts.max_bytes):
+                progress.note(f"the lossless grid ({coded_grid.nbytes:,} bytes) is over "
+                              f"--max-bytes {opts.max_bytes:,}: keeping the network's file")
+                coded_grid = None
         if coded_grid is not None:
             iou = record["metrics"]["iou"]
             target = ratefit.effective_target(opts, preset)

@@ -175,14 +175,9 @@ class GaveUp(Exception):
 
     def __init__(self, ceilings: Sequence[tuple[Arch, float]]) -> None:
         self.ceilings = list(ceilings)
-        best = max(c for _, c in self.ceilings)
+        self.best = max(c for _, c in self.ceilings)  # the highest float IoU of them
         super().__init__(f"no network came within reach of the target (best float IoU "
-                         f"{best * 100:.2f} %)")
-
-    @property
-    def best(self) -> float:
-        """The highest float IoU of the networks tried."""
-        return max(c for _, c in self.ceilings)
+                         f"{self.best * 100:.2f} %)")
 
 
 def closest(trials: Sequence[Trial]) -> Trial:

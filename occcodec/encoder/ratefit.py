@@ -172,6 +172,7 @@ def run(starts: Sequence[Start], samples: Samples, score: Score, preset: Preset,
     """
     floats: dict[str, tuple[Weights, float]] = {}
     target = effective_target(opts, preset)
+    abandon = None if fallback_below is None else fallback_below - ABANDON_GAP
     by_key = {str(s.arch): s for s in [*found, *starts]}
     pair = search_pair(opts.quant, preset.auto_pairs)
 
@@ -186,11 +187,11 @@ def run(starts: Sequence[Start], samples: Samples, score: Score, preset: Preset,
                            final_lr=preset.final_lr_end)
             weights = res.weights
             scored = None
-            if spurious is not None and fallback_below is not None:
-                # a network far under the fallback ends rate control (ABANDON_GAP): its
-                # spurious parts are not worth a decode and more epochs
+            if spurious is not None and abandon is not None:
+                # a ceiling under ``abandon`` ends rate control: such a network's spurious
+                # parts are not worth a decode and more epochs
                 scored = score(arch, weights, False, False)
-                if scored["iou"] + CEILING_SLACK >= fallback_below - ABANDON_GAP:
+                if scored["iou"] + CEILING_SLACK >= abandon:
                     scored = None
             hard = spurious(arch, weights) if spurious is not None and scored is None else None
             if hard is not None:
@@ -254,9 +255,7 @@ def run(starts: Sequence[Start], samples: Samples, score: Score, preset: Preset,
         return control([s.arch for s in starts], bit_pairs(opts.quant, preset.auto_pairs),
                        size, evaluate, target=target, max_bytes=opts.max_bytes,
                        ceiling=ceiling, shrink=shrink, shrink_room=SHRINK_ROOM, first=first,
-                       fallback_below=fallback_below,
-                       abandon_below=(None if fallback_below is None
-                                      else fallback_below - ABANDON_GAP))
+                       fallback_below=fallback_below, abandon_below=abandon)
     except GaveUp as gave:  # the float IoUs themselves, not the ceilings (+ CEILING_SLACK)
         raise GaveUp([(a, floats[str(a)][1]) for a, _ in gave.ceilings]) from None
 
