@@ -153,6 +153,22 @@ def test_logit_fields_are_meshed_linearly_in_the_logit() -> None:
     assert err_logit.max() < 0.005 and err_logit.mean() < 0.5 * err_prob.mean()
 
 
+def test_nan_logits_mesh_as_empty_voxels() -> None:
+    """A damaged file's network can give NaN (inf - inf): the occupancy rule reads it as
+    empty (NaN > 0 is False), and so does the mesher: no NaN vertex (it once crashed the
+    decoder's edge lookup with an IndexError, found by tests/test_fuzz.py)."""
+    idx = np.indices((12, 12, 12), dtype=np.float64)
+    z = (8.0 * (4.0 - np.sqrt(((idx - 5.5) ** 2).sum(axis=0)))).astype(np.float32)
+    nan = z.copy()
+    nan[z < -16.0] = np.nan  # two voxels or more outside the ball: on no surface edge
+    levels = logit_levels_inplace(nan.copy())
+    assert np.isfinite(levels).all() and np.array_equal(levels > 0.5, z > 0)
+    assert levels[z < -16.0].max() == 0.0
+    v1, f1 = grid_surface(nan, (0, 0, 0), 1.0, logits=True)
+    v2, f2 = grid_surface(z, (0, 0, 0), 1.0, logits=True)
+    assert np.isfinite(v1).all() and np.array_equal(f1, f2) and np.allclose(v1, v2)
+
+
 def test_shapes_touching_the_border_close_and_empty_grids_are_empty() -> None:
     full = np.ones((6, 5, 4), dtype=bool)
     verts, faces = grid_surface(full, center=(1.0, 2.0, 3.0), scale=3.0)

@@ -180,6 +180,14 @@ def test_byte_mutants_give_only_occ_errors(which: int, data: st.DataObject,
     exercise(mutant)
 
 
+def test_a_mutant_with_nan_logits_gives_an_occ_error() -> None:
+    """Found by the byte fuzzer: one bit flipped in vector a's weights (and the checksum
+    resealed) gave NaN logits, whose NaN mesh vertices crashed the decoder."""
+    buf = bytearray(FILES[0])
+    buf[489] ^= 1 << 1
+    assert exercise(crafted.reseal(bytes(buf))) in {"ok", "FormatError"}
+
+
 def test_valid_files_still_decode() -> None:
     """The fuzzers' seeds pass, so a mutant's error is the mutation's doing."""
     assert [exercise(data) for data in FILES] == ["ok", "ok", "ok"]

@@ -48,7 +48,8 @@ def logit_levels_inplace(z: NDArray[np.float32]) -> NDArray[np.float32]:
     ``q = 0.5 + clip(z, -LOGIT_CLIP, LOGIT_CLIP) * (1 / (2 * LOGIT_CLIP))``: ``q > 0.5``
     where ``z > 0`` (the decoder's occupancy) but for ``0 < z <= 2^-19``, which the float32
     sum rounds to 0.5 (``sigmoid(z)`` in float32 did the same below about 6e-8); +-inf (the
-    padding, unevaluated fills) become 0 and 1; the scaling is by a power of two (exact).
+    padding, unevaluated fills) become 0 and 1, NaN 0 (empty, as the decoder's occupancy
+    reads it); the scaling is by a power of two (exact).
     Linear in ``z``: marching cubes at 0.5 puts a vertex at the logit's linear zero crossing
     along its edge.
     On cow.obj and spot.obj at 512^3 (2026-12-04) the surface Chamfer against the input
@@ -58,7 +59,10 @@ def logit_levels_inplace(z: NDArray[np.float32]) -> NDArray[np.float32]:
     On flat faces it does (the logit saturates within a voxel): the decoder then moves the
     vertices (``grid_surface``'s ``refine``, :func:`occcodec.sparse.refine_crossings`).
     """
-    np.clip(z, np.float32(-LOGIT_CLIP), np.float32(LOGIT_CLIP), out=z)
+    # clip, but NaN (inf - inf in a damaged file's network) to -C: an empty voxel, as the
+    # occupancy rule reads it (NaN > 0 is False); fmax takes the operand that is not NaN
+    np.fmax(z, np.float32(-LOGIT_CLIP), out=z)
+    np.minimum(z, np.float32(LOGIT_CLIP), out=z)
     z *= np.float32(0.5 / LOGIT_CLIP)
     z += np.float32(0.5)
     return z
