@@ -15,6 +15,7 @@ from occcodec.shapes.inside import (
     TrainingMix,
     centre_grid,
     inside,
+    label_points,
     mix_for,
     shell,
     training_points,
@@ -257,3 +258,58 @@ def test_many_unsettled_centres_are_settled_by_blocks_and_equal_the_rule(
     monkeypatch.setattr(ins, "_BLOCK_ABOVE", 10**12)
     assert np.array_equal(centre_grid(mesh, center, scale, (R, R, R)), truth)
     assert 0 < blocked < 0.7 * sum(asked)  # 57 % of them at 64^3; far fewer at 512^3
+
+
+# ------------------------------------------------------------------ vertical rays
+
+
+def test_ray_winding_counts_nested_inverted_and_overlapping_parts() -> None:
+    from occcodec.shapes.rays import ray_winding
+
+    outer = trimesh.creation.icosphere(subdivisions=3, radius=1.0)
+    inverted = trimesh.creation.box(extents=(0.6, 0.6, 0.6))
+    inverted.invert()
+    extra = trimesh.creation.box(extents=(0.4, 0.4, 0.4))
+    extra.apply_translation((0.0, 0.0, 0.7))  # overlaps the sphere: winding 2 there
+    alone = trimesh.creation.box(extents=(0.3, 0.3, 0.3))
+    alone.invert()
+    alone.apply_translation((1.1, 1.1, 1.1))  # inverted, outside the sphere: winding -1
+    parts = [outer, inverted, extra, alone]  # the inverted box hollows the sphere: 0 there
+    tri = np.concatenate([np.asarray(p.triangles) for p in parts])
+    q = np.random.default_rng(3).uniform(-1.3, 1.3, size=(20_000, 3))
+    w, settled = ray_winding(tri, q)
+    exact = sum(np.rint(np.asarray(winding(p, q))).astype(np.int64) for p in parts)
+    assert settled.mean() > 0.999
+    assert np.array_equal(w[settled], exact[settled])
+    assert {-1, 0, 1, 2} <= set(np.unique(w[settled]).tolist())
+
+
+def test_ray_winding_leaves_rays_through_edges_and_surface_points_unsettled() -> None:
+    from occcodec.shapes.rays import ray_winding
+
+    box = trimesh.creation.box(extents=(2.0, 2.0, 2.0))  # every face split along a diagonal
+    q = np.array([[0.0, 0.0, 0.0],  # a ray up the top face's diagonal: an edge
+                  [0.3, -0.2, 1.0],  # on the top face
+                  [0.3, -0.2, 0.5],  # plainly inside
+                  [0.3, -0.2, 1.5]])  # plainly outside
+    w, settled = ray_winding(np.asarray(box.triangles), q)
+    assert settled.tolist() == [False, False, True, True]
+    assert w[2:].tolist() == [1, 0]
+
+
+@pytest.mark.parametrize("name", ["cow.obj", "76277.obj", "nut.ply", "teapot.obj"])
+def test_label_points_by_rays_agree_with_the_winding_number(name: str,
+                                                           shared_meshes: Path) -> None:
+    path = shared_meshes / name
+    from occcodec.shapes.inputs import load_mesh
+
+    mesh = load_mesh(path)
+    v = np.asarray(mesh.vertices)
+    center = (v.min(0) + v.max(0)) / 2
+    scale = float(np.ptp(v, axis=0).max()) * 0.51
+    rng = np.random.default_rng(0)
+    near = np.asarray(trimesh.sample.sample_surface(mesh, 20_000, seed=1)[0])
+    q = np.concatenate([near + rng.normal(0, scale / 256, near.shape),
+                        center + rng.uniform(-scale, scale, (20_000, 3))])
+    got = label_points(mesh, q, "solid", center, scale, (512, 512, 512))
+    assert np.count_nonzero(got != inside(mesh, q)) <= 2  # only points on the surface

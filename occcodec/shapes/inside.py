@@ -44,12 +44,13 @@ holes leaves whole columns unsettled (mech-holes-shark.off: 83 M centres at 512^
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from occcodec.errors import InputError, UsageError
 from occcodec.shapes.frame import voxel_size
+from occcodec.shapes.rays import ray_winding
 from occcodec.shapes.voxelize import (
     _RAY_NUDGE,
     _column_bounds,
@@ -107,9 +108,6 @@ _BLOCKS = ((16, 3), (8, 3), (4, 2))
 _BLOCK_MARGIN = 0.2
 #: Largest grid edge for :func:`centre_grid` (a 1024^3 bool grid is 1 GiB).
 _MAX_EDGE = 1024
-#: Longest edge of the coarse grid that labels the points of a closed mesh away from its
-#: surface (:func:`label_points`): 0.8 s of :func:`centre_grid` at 128 on 30k-121k faces.
-_COARSE_EDGE = 128
 
 
 def _arrays(mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray]:
@@ -151,18 +149,24 @@ def winding(mesh: trimesh.Trimesh, points: np.ndarray) -> np.ndarray:
     UsageError
         If ``points`` is not (N, 3).
     """
-    import igl  # type: ignore[import-untyped]
-
     v, f = _arrays(mesh)
     q = _points(points)
     out = np.empty(len(q), dtype=np.float64)
     if len(q) == 0:
         return out
-    tree = igl.FastWindingNumberBVH()
-    tree.init(v, f, 2)
+    tree = _winding_tree(v, f)
     for s in range(0, len(q), _QUERY_CHUNK):
         out[s : s + _QUERY_CHUNK] = tree.winding_number(q[s : s + _QUERY_CHUNK], 2.0)
     return out
+
+
+def _winding_tree(v: np.ndarray, f: np.ndarray) -> Any:
+    """libigl's fast-winding-number tree over ``(v, f)`` at accuracy 2 (see :func:`winding`)."""
+    import igl  # type: ignore[import-untyped]
+
+    tree = igl.FastWindingNumberBVH()
+    tree.init(np.ascontiguousarray(v, dtype=np.float64), np.ascontiguousarray(f, dtype=np.int64), 2)
+    return tree
 
 
 def inside(mesh: trimesh.Trimesh, points: np.ndarray) -> np.ndarray:
@@ -491,12 +495,6 @@ def _near_tolerance(proj: np.ndarray, depth: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------ labelling points
 
 
-def _closed(mesh: trimesh.Trimesh) -> bool:
-    """Watertight and consistently oriented: the winding number is an integer off the surface."""
-    return bool(getattr(mesh, "is_watertight", False)
-                and getattr(mesh, "is_winding_consistent", False))
-
-
 def label_points(mesh: trimesh.Trimesh, world: np.ndarray, fill: TruthFill,
                  center: np.ndarray | tuple[float, float, float], scale: float,
                  shape: tuple[int, int, int], thickness: float | None = None) -> np.ndarray:
@@ -504,14 +502,21 @@ def label_points(mesh: trimesh.Trimesh, world: np.ndarray, fill: TruthFill,
 
     ``fill="shell"`` needs ``thickness`` (world units) and is :func:`shell` itself. For
     ``fill="solid"`` the answer is :func:`inside`'s, computed more cheaply for a closed mesh
-    (watertight and consistently oriented): there the winding number is an integer that
-    changes only across the surface, so it is constant in any voxel the surface does not
-    touch, and equals its value at the voxel's centre. A coarse grid (``_COARSE_EDGE`` on
-    the longest axis of ``shape``'s box in the frame ``center``, ``scale``) gives the centre
-    truth (:func:`centre_grid`) and the voxels the surface touches (the voxelizer's sampled
-    shell, grown by one voxel because the sampling may miss a corner); points in the other
-    voxels take their voxel's centre label, the rest get the winding number. Open meshes
-    (where the winding number varies continuously near holes) get it everywhere.
+    (a 2-cycle, :func:`_is_closed`): there the winding number is an integer, the signed
+    count of crossings along a vertical ray from each point
+    (:func:`occcodec.shapes.rays.ray_winding`); points whose ray touches an edge or that
+    lie on the surface are asked the winding number. Open meshes (where the winding number
+    varies continuously near holes) get it everywhere. ``center``, ``scale`` and ``shape``
+    are checked but no longer used: the rays need no grid.
+
+    Measured on the 24 shared meshes, 200,000 points each drawn as a 512^3 encode draws
+    them (2026-12-05): the labels equal libigl's on every point of the 14 closed meshes but
+    3, each within 1e-5 voxel of the surface, where an exact sum of solid angles (mpmath, 50
+    digits) sides with the rays (libigl's near field loses the integer there). Time against
+    the winding number everywhere: 76277.obj (30k faces) 2.56 -> 0.78 s, boeing 1.56 ->
+    0.39 s, couplingdown 1.01 -> 0.40 s; small meshes take 0.2-0.6 s either way. The
+    coarse-grid shortcut this replaces still asked the winding number of every point near
+    the surface.
 
     Raises
     ------
@@ -527,28 +532,22 @@ def label_points(mesh: trimesh.Trimesh, world: np.ndarray, fill: TruthFill,
         return shell(mesh, q, thickness)
     if fill != "solid":
         raise UsageError(f"fill {fill!r} is not one of solid, shell")
-    dims = _check_shape(shape)
-    if not _closed(mesh) or len(q) == 0:
-        return inside(mesh, q)
-    from scipy import ndimage
+    _check_shape(shape)
+    return _solid_labels(mesh, q)
 
-    m = max(dims)
-    coarse = tuple(max(1, round(n * _COARSE_EDGE / m)) for n in dims)
-    if max(coarse) != _COARSE_EDGE:  # a sliver axis rounded to 0 voxels: keep the cube
-        coarse = (_COARSE_EDGE,) * 3
-    truth = centre_grid(mesh, center, scale, coarse)  # type: ignore[arg-type]
+
+def _solid_labels(mesh: trimesh.Trimesh, q: np.ndarray) -> np.ndarray:
+    """:func:`inside` at ``q``, by rays where they settle the answer (see :func:`label_points`)."""
     v, f = _arrays(mesh)
-    v_g, h, origin = _grid_units(v, np.asarray(center, dtype=np.float64), scale,
-                                 coarse)  # type: ignore[arg-type]
-    touched = shell_voxels(v_g[f], max(coarse))[: coarse[0], : coarse[1], : coarse[2]]
-    touched = ndimage.binary_dilation(touched, np.ones((3, 3, 3), dtype=bool))
-    idx = np.floor((q - origin) / h).astype(np.int64)
-    in_box = ((idx >= 0) & (idx < np.asarray(coarse))).all(axis=1)
-    settled = np.zeros(len(q), dtype=bool)
-    settled[in_box] = ~touched[tuple(idx[in_box].T)]
-    out = np.empty(len(q), dtype=bool)
-    out[settled] = truth[tuple(idx[settled].T)]
-    out[~settled] = inside(mesh, q[~settled])
+    if len(q) == 0:
+        return np.zeros(0, dtype=bool)
+    if not _is_closed(v, f):
+        return inside(mesh, q)
+    w, settled = ray_winding(v[f], q)
+    out = w != 0
+    ask = np.flatnonzero(~settled)
+    if len(ask):
+        out[ask] = inside(mesh, q[ask])
     return out
 
 
