@@ -510,9 +510,10 @@ def label_points(mesh: trimesh.Trimesh, world: np.ndarray, fill: TruthFill,
     are checked but no longer used: the rays need no grid.
 
     Measured on the 24 shared meshes, 200,000 points each drawn as a 512^3 encode draws
-    them (2026-12-05): the labels equal libigl's on every point of the 14 closed meshes but
-    3, each within 1e-5 voxel of the surface, where an exact sum of solid angles (mpmath, 50
-    digits) sides with the rays (libigl's near field loses the integer there). Time against
+    them (2026-12-05): the labels equal libigl's on every point of the 13 closed meshes but
+    2 (nut, elephant), each within 1e-5 voxel of the surface; at nut's, an exact sum of
+    solid angles (mpmath, 50 digits) gives 1.0 where libigl gives 0.499 (its near field
+    loses the integer there), and sides with the rays. Time against
     the winding number everywhere: 76277.obj (30k faces) 2.56 -> 0.78 s, boeing 1.56 ->
     0.39 s, couplingdown 1.01 -> 0.40 s; small meshes take 0.2-0.6 s either way. The
     coarse-grid shortcut this replaces still asked the winding number of every point near
