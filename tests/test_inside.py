@@ -311,5 +311,5 @@ def test_label_points_by_rays_agree_with_the_winding_number(name: str,
     near = np.asarray(trimesh.sample.sample_surface(mesh, 20_000, seed=1)[0])
     q = np.concatenate([near + rng.normal(0, scale / 256, near.shape),
                         center + rng.uniform(-scale, scale, (20_000, 3))])
-    got = label_points(mesh, q, "solid", center, scale, (512, 512, 512))
+    got = label_points(mesh, q, "solid")
     assert np.count_nonzero(got != inside(mesh, q)) <= 2  # only points on the surface

@@ -65,7 +65,7 @@ def test_label_points_equal_inside_on_closed_mesh(torus: trimesh.Trimesh) -> Non
     shape = shape_from_mesh(torus, 32, "solid")
     rng = np.random.default_rng(1)
     pts = np.asarray(shape.center) + shape.scale * rng.uniform(-1, 1, (20_000, 3))
-    fast = label_points(torus, pts, "solid", shape.center, shape.scale, (32, 32, 32))
+    fast = label_points(torus, pts, "solid")
     assert np.array_equal(fast, inside(torus, pts))
 
 

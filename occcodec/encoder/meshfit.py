@@ -286,8 +286,7 @@ def reference(shape: Shape, rng: np.random.Generator) -> MeshReference:
     index = np.stack(np.unravel_index(flat, dims), axis=1)
     world = np.asarray(gf.index_to_world(index.astype(np.float64)))
     ref.index, ref.total = index, total
-    ref.labels = label_points(mesh, world, fill, gf.center, gf.scale, dims,
-                              0.5 * gf.voxel_size)
+    ref.labels = label_points(mesh, world, fill, 0.5 * gf.voxel_size)
     return ref
 
 

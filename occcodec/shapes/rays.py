@@ -37,6 +37,8 @@ RAY_TOL = 1e-9
 #: Triangle/bucket and triangle/point pairs handled per vectorised step (bounds memory:
 #: about 40 float64 temporaries of this length, 250 MB).
 _PAIRS = 1 << 20
+#: Crossings held before they are added to the counts (16 bytes each: 128 MB).
+_HELD = 1 << 23
 #: Longest side of the bucket grid; its side is about sqrt(number of points).
 _MAX_BUCKETS = 2048
 
@@ -97,6 +99,9 @@ def ray_winding(tri: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     sgn = np.where(area2 > 0, 1, -1)
     edge_len = np.stack([np.hypot(*(xy[:, (i + 2) % 3] - xy[:, (i + 1) % 3]).T)
                          for i in range(3)], axis=1)
+    hits: list[np.ndarray] = []  # point ids of upward crossings, then their signs
+    signs: list[np.ndarray] = []
+    marked: list[np.ndarray] = []
     csum = np.cumsum(per_tri)
     t_lo = 0
     while t_lo < len(tri):
@@ -124,15 +129,36 @@ def ray_winding(tri: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]
             tt = np.repeat(r, cn)
             j = np.arange(len(tt)) - np.repeat(np.cumsum(cn) - cn, cn)
             pp = pid[start[np.repeat(bb, cn)] + j]
-            _pairs(tri, xy, area2, sgn, edge_len, tol_z, tol, tt, pp, q, w, bad)
+            up, sign, edge = _pairs(tri, xy, area2, sgn, edge_len, tol_z, tol, tt, pp, q)
+            hits.append(up)
+            signs.append(sign)
+            marked.append(edge)
+            if sum(len(h) for h in hits) > _HELD:
+                _add(hits, signs, marked, w, bad)
+    _add(hits, signs, marked, w, bad)
     return w, ~bad
+
+
+def _add(hits: list[np.ndarray], signs: list[np.ndarray], marked: list[np.ndarray],
+         w: np.ndarray, bad: np.ndarray) -> None:
+    """Add the held crossings to ``w`` and marks to ``bad`` (in place) and empty the lists:
+    one pass over all points for many steps, not one per step."""
+    if hits:
+        w += np.rint(np.bincount(np.concatenate(hits), weights=np.concatenate(signs),
+                                 minlength=len(w))).astype(np.int64)
+        bad[np.concatenate(marked)] = True
+    hits.clear()
+    signs.clear()
+    marked.clear()
 
 
 def _pairs(tri: np.ndarray, xy: np.ndarray, area2: np.ndarray, sgn: np.ndarray,
            edge_len: np.ndarray, tol_z: np.ndarray, tol: float, tt: np.ndarray,
-           pp: np.ndarray, q: np.ndarray, w: np.ndarray, bad: np.ndarray) -> None:
-    """Test triangle ``tt[i]`` against the ray from point ``pp[i]``; add crossings to ``w``
-    and mark ``bad`` in place."""
+           pp: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Test triangle ``tt[i]`` against the ray from point ``pp[i]``.
+
+    Returns the points whose ray crosses a triangle above them, the crossings' signs
+    (+-1.0), and the points whose ray touches an edge or that lie on a crossing."""
     px, py = q[pp, 0], q[pp, 1]
     s = sgn[tt]
     lam = np.empty((len(tt), 3))
@@ -146,19 +172,12 @@ def _pairs(tri: np.ndarray, xy: np.ndarray, area2: np.ndarray, sgn: np.ndarray,
         lam[:, i] = e
         dist[:, i] = e / edge_len[tt, i]
     m = dist.min(axis=1)
-    inside = m > tol
+    ii = np.flatnonzero(m > tol)
     edge = np.abs(m) <= tol
-    if inside.any():
-        ii = np.flatnonzero(inside)
-        t_in = tt[ii]
-        lam_in = lam[ii] / np.abs(area2[t_in])[:, None]
-        z = (lam_in * tri[t_in, :, 2]).sum(axis=1)
-        dz = z - q[pp[ii], 2]
-        on = np.abs(dz) <= tol_z[t_in]
-        up = (dz > 0) & ~on
-        if up.any():
-            w += np.bincount(pp[ii[up]], weights=s[ii[up]], minlength=len(w)).astype(np.int64)
-        edge[ii[on]] = True
-    if edge.any():
-        bad[pp[edge]] = True
-
+    t_in = tt[ii]
+    lam_in = lam[ii] / np.abs(area2[t_in])[:, None]
+    dz = (lam_in * tri[t_in, :, 2]).sum(axis=1) - q[pp[ii], 2]
+    on = np.abs(dz) <= tol_z[t_in]
+    up = (dz > 0) & ~on
+    edge[ii[on]] = True
+    return pp[ii[up]], s[ii[up]].astype(np.float64), pp[edge]
